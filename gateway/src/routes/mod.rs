@@ -1,0 +1,159 @@
+//! REST routes, each registered through utoipa-axum so no route exists undocumented, and the
+//! table of which gRPC method each REST operation calls (checked against the proto in tests).
+
+mod auth;
+
+use axum::http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{ApiError, Gateway};
+
+/// One REST operation and the RPC behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path as documented (with its trailing slash).
+    pub path: &'static str,
+    /// Full gRPC method name, `package.Service/Method`.
+    pub rpc: &'static str,
+}
+
+const fn op(method: &'static str, path: &'static str, rpc: &'static str) -> Operation {
+    Operation { method, path, rpc }
+}
+
+/// Every REST operation with its RPC.
+pub const OPERATIONS: &[Operation] = &[
+    op("POST", "/register/", "videoflix.v1.AuthService/Register"),
+    op(
+        "POST",
+        "/activate-account/",
+        "videoflix.v1.AuthService/ActivateAccount",
+    ),
+    op(
+        "POST",
+        "/resend-activation/",
+        "videoflix.v1.AuthService/ResendActivation",
+    ),
+    op("POST", "/login/", "videoflix.v1.AuthService/Login"),
+    op(
+        "POST",
+        "/guest-login/",
+        "videoflix.v1.AuthService/GuestLogin",
+    ),
+    op("POST", "/jwt/", "videoflix.v1.AuthService/Login"),
+    op(
+        "POST",
+        "/jwt/refresh/",
+        "videoflix.v1.AuthService/RefreshToken",
+    ),
+    op("DELETE", "/logout/", "videoflix.v1.AuthService/Logout"),
+    op("POST", "/logout/", "videoflix.v1.AuthService/Logout"),
+    op(
+        "POST",
+        "/reset-password/",
+        "videoflix.v1.AuthService/RequestPasswordReset",
+    ),
+    op(
+        "POST",
+        "/new-password/",
+        "videoflix.v1.AuthService/ConfirmPasswordReset",
+    ),
+    op("GET", "/api/me/", "videoflix.v1.AuthService/GetMe"),
+    op("PATCH", "/api/me/", "videoflix.v1.AuthService/UpdateMe"),
+];
+
+/// RPCs with no REST operation yet, and why.
+pub const UNMAPPED_RPCS: &[(&str, &str)] = &[
+    (
+        "videoflix.v1.VideoService/ListVideos",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/GetVideo",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/ListRecentVideos",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/ListCategorizedVideos",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/CreateVideo",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/UpdateVideo",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/DeleteVideo",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/AddFavorite",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/RemoveFavorite",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/ListFavorites",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/UpdateWatchProgress",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/ListContinueWatching",
+        "catalog REST lands with the catalog issue",
+    ),
+    (
+        "videoflix.v1.VideoService/UploadVideo",
+        "REST uploads are multipart (media pipeline issue)",
+    ),
+    (
+        "videoflix.v1.VideoService/StreamVideo",
+        "REST serves media files with Range (media pipeline issue)",
+    ),
+    (
+        "videoflix.v1.VideoService/WatchTranscodeStatus",
+        "REST streams status as SSE (media pipeline issue)",
+    ),
+];
+
+/// The documented routes.
+pub(crate) fn router() -> OpenApiRouter<Gateway> {
+    OpenApiRouter::with_openapi(crate::base_doc())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::activate_account))
+        .routes(routes!(auth::resend_activation))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::guest_login))
+        .routes(routes!(auth::jwt_create))
+        .routes(routes!(auth::jwt_refresh))
+        .routes(routes!(auth::logout, auth::logout_post))
+        .routes(routes!(auth::reset_password))
+        .routes(routes!(auth::new_password))
+        .routes(routes!(auth::get_me, auth::update_me))
+}
+
+/// JSON 404 for unknown paths.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+}
+
+/// JSON 405 for known paths with another method.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "request",
+        "Method not allowed on this path.",
+    )
+}

@@ -1,0 +1,313 @@
+//! One typed [`Settings`] struct, read from the command line, the environment and an optional
+//! `.env` file (in that order of precedence), and validated once at start-up.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+use url::Url;
+
+use crate::domain::Rate;
+
+/// The secret every fresh checkout would share; refused outside `--dev`.
+pub const DEV_JWT_SECRET: &str = "videoflix-development-secret-do-not-use-in-production";
+
+/// Everything the server, worker and commands need to know about their environment.
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Database: `sqlite://path?mode=rwc` (embedded default) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/videoflix.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Redis for cache, rate limits and queue; unset = in-process equivalents.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "videoflix")]
+    pub redis_prefix: String,
+
+    /// SMTP server, e.g. `smtp://user:pass@host:587` or `smtps://…`; unset = write `.eml` files to
+    /// the outbox folder and log the links.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder for `.eml` files when no SMTP server is configured.
+    #[arg(long, env = "MAIL_OUTBOX_DIR", default_value = "data/outbox")]
+    pub mail_outbox_dir: PathBuf,
+
+    /// Sender of every e-mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Videoflix <noreply@videoflix.local>"
+    )]
+    pub mail_from: String,
+
+    /// Public base URL of this server (used in media links).
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:8000/")]
+    pub public_url: Url,
+
+    /// Base URL of the web frontend; mails link to `{FRONTEND_URL}activate-account/…` and
+    /// `{FRONTEND_URL}reset-password/…`.
+    #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:4200/")]
+    pub frontend_url: Url,
+
+    /// Origins allowed by CORS (comma-separated); default: the frontend's origin plus the usual
+    /// localhost development origins.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Folder holding uploaded and transcoded media.
+    #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
+    pub media_dir: PathBuf,
+
+    /// Secret signing access tokens and e-mailed links (at least 32 characters).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Development mode: allows the built-in JWT secret.
+    #[arg(long, env = "VIDEOFLIX_DEV")]
+    pub dev: bool,
+
+    /// Lifetime of an access token (`token` of `/login/`), in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 24 * 3600)]
+    pub access_token_ttl: u64,
+
+    /// Lifetime of a session (its refresh token), in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
+    pub refresh_token_ttl: u64,
+
+    /// Lifetime of a session when the user ticked "remember me", in seconds.
+    #[arg(long, env = "REMEMBER_ME_TTL", default_value_t = 30 * 24 * 3600)]
+    pub remember_me_ttl: u64,
+
+    /// Lifetime of an activation link, in seconds.
+    #[arg(long, env = "ACTIVATION_TOKEN_TTL", default_value_t = 3 * 24 * 3600)]
+    pub activation_token_ttl: u64,
+
+    /// Lifetime of a password-reset link, in seconds.
+    #[arg(long, env = "RESET_TOKEN_TTL", default_value_t = 24 * 3600)]
+    pub reset_token_ttl: u64,
+
+    /// Domain of generated guest e-mail addresses.
+    #[arg(
+        long,
+        env = "GUEST_EMAIL_DOMAIN",
+        default_value = "guest.videoflix.com"
+    )]
+    pub guest_email_domain: String,
+
+    /// Guests older than this many seconds are purged.
+    #[arg(long, env = "GUEST_TTL", default_value_t = 24 * 3600)]
+    pub guest_ttl: u64,
+
+    /// Master switch for rate limiting (false turns every limit off, for benchmarks and fuzzing).
+    #[arg(long, env = "THROTTLE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub throttle_enabled: bool,
+
+    /// Failed logins allowed per account.
+    #[arg(long, env = "THROTTLE_LOGIN_ACCOUNT", default_value = "5/min")]
+    pub throttle_login_account: Rate,
+
+    /// Failed logins allowed per client address.
+    #[arg(long, env = "THROTTLE_LOGIN_ADDRESS", default_value = "20/min")]
+    pub throttle_login_address: Rate,
+
+    /// Registrations allowed per client address.
+    #[arg(long, env = "THROTTLE_REGISTER", default_value = "10/hour")]
+    pub throttle_register: Rate,
+
+    /// Activation and reset mails allowed per client address and per account.
+    #[arg(long, env = "THROTTLE_MAIL", default_value = "5/hour")]
+    pub throttle_mail: Rate,
+
+    /// Requests of anonymous clients per address (video endpoints).
+    #[arg(long, env = "THROTTLE_ANON", default_value = "50/min")]
+    pub throttle_anon: Rate,
+
+    /// Requests per user (video endpoints), short window.
+    #[arg(long, env = "THROTTLE_USER", default_value = "100/min")]
+    pub throttle_user: Rate,
+
+    /// Requests per user (video endpoints), daily window.
+    #[arg(long, env = "THROTTLE_USER_DAY", default_value = "1000/day")]
+    pub throttle_user_day: Rate,
+
+    /// Trust `X-Forwarded-For` for the client address (only behind a reverse proxy).
+    #[arg(long, env = "TRUST_PROXY_HEADERS")]
+    pub trust_proxy_headers: bool,
+
+    /// Maximum concurrent password hashes (argon2 is deliberately expensive).
+    #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 4)]
+    pub hash_concurrency: usize,
+
+    /// Maximum database connections of this process.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+/// A configuration value that cannot work; reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Reads the settings as `videoflix serve` would, from `.env` and the environment only.
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let _ = dotenvy::dotenv();
+        <Only as clap::Parser>::parse_from(["videoflix"]).settings
+    }
+
+    /// Checks everything that can be checked without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secret = self.jwt_secret.as_deref().unwrap_or("");
+        if !self.dev {
+            if secret.is_empty() || secret == DEV_JWT_SECRET {
+                return Err(ConfigError(
+                    "JWT_SECRET is empty or the built-in development secret; set a random secret \
+                     (e.g. `openssl rand -hex 32`) or pass --dev"
+                        .into(),
+                ));
+            }
+            if secret.len() < 32 {
+                return Err(ConfigError(
+                    "JWT_SECRET must be at least 32 characters".into(),
+                ));
+            }
+        }
+        if !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return Err(ConfigError(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+            ));
+        }
+        if let Some(redis) = &self.redis_url
+            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(ConfigError(
+                "REDIS_URL must start with redis:// or rediss://".into(),
+            ));
+        }
+        for (name, url) in [
+            ("PUBLIC_URL", &self.public_url),
+            ("FRONTEND_URL", &self.frontend_url),
+        ] {
+            if !url.path().ends_with('/') {
+                return Err(ConfigError(format!("{name} must end with '/'")));
+            }
+        }
+        if self.access_token_ttl == 0 || self.refresh_token_ttl == 0 || self.remember_me_ttl == 0 {
+            return Err(ConfigError("token lifetimes must be positive".into()));
+        }
+        if self.hash_concurrency == 0 {
+            return Err(ConfigError("HASH_CONCURRENCY must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The secret actually used for signing.
+    pub fn signing_secret(&self) -> &str {
+        match self.jwt_secret.as_deref() {
+            Some(s) if !s.is_empty() => s,
+            _ => DEV_JWT_SECRET,
+        }
+    }
+
+    /// Whether this process uses PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+
+    /// Origins allowed by CORS, with the defaults applied.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        if !self.cors_origins.is_empty() {
+            return self
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        let mut origins = vec![self.frontend_url.origin().ascii_serialization()];
+        for dev in [
+            "http://localhost:4200",
+            "http://127.0.0.1:4200",
+            "http://localhost:5500",
+            "http://127.0.0.1:5500",
+            "http://localhost:3000",
+            "http://localhost:5173",
+        ] {
+            if !origins.iter().any(|o| o == dev) {
+                origins.push(dev.to_owned());
+            }
+        }
+        origins
+    }
+
+    /// Access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl)
+    }
+
+    /// Local address of the server as a [`SocketAddr`]-free description, for logs.
+    pub fn describe_backends(&self) -> String {
+        format!(
+            "database={} redis={} mail={}",
+            if self.is_postgres() {
+                "postgres"
+            } else {
+                "sqlite"
+            },
+            if self.redis_url.is_some() {
+                "redis"
+            } else {
+                "in-process"
+            },
+            if self.smtp_url.is_some() {
+                "smtp"
+            } else {
+                "outbox"
+            },
+        )
+    }
+}
+
+impl fmt::Debug for Settings {
+    // Hand-written so secrets and credentials in URLs never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field(
+                "database",
+                &if self.is_postgres() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+            )
+            .field("redis", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("public_url", &self.public_url.as_str())
+            .field("frontend_url", &self.frontend_url.as_str())
+            .field("media_dir", &self.media_dir)
+            .field("jwt_secret", &"[redacted]")
+            .field("dev", &self.dev)
+            .field("throttle_enabled", &self.throttle_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Address the server binds (separate from [`Settings`] because only `serve` needs it).
+pub fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}

@@ -1,0 +1,264 @@
+//! [`AppError`]: every failure a use case can report, and the one exhaustive mapping to a gRPC
+//! [`tonic::Status`] with `google.rpc` rich details. The REST gateway maps those statuses to HTTP
+//! in its own single place, so both transports always agree.
+
+use std::{collections::HashMap, time::Duration};
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::domain::{FieldError, PasswordError};
+
+/// Domain reported in `google.rpc.ErrorInfo`.
+pub const ERROR_DOMAIN: &str = "videoflix";
+
+/// A failure of a use case. Client errors name what was wrong; internal errors carry their cause
+/// for the log and answer with an opaque message.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// One or more request fields are invalid (INVALID_ARGUMENT / 400).
+    #[error("invalid request: {0:?}")]
+    Validation(Vec<FieldError>),
+    /// E-mail or password is wrong; deliberately says neither (UNAUTHENTICATED / 401).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The account exists but was never activated (FAILED_PRECONDITION / 400).
+    #[error("account not activated")]
+    AccountInactive,
+    /// Activation was asked for an account that is already active (FAILED_PRECONDITION / 400).
+    #[error("account already active")]
+    AlreadyActive,
+    /// Registration with an e-mail that has an account (ALREADY_EXISTS / 409).
+    #[error("email already registered")]
+    EmailTaken,
+    /// An e-mailed link's uid/token is invalid, used or expired (INVALID_ARGUMENT / 400).
+    #[error("invalid or expired link")]
+    InvalidLink,
+    /// No, a malformed, an expired or a revoked token (UNAUTHENTICATED / 401).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// Authenticated, but not allowed (PERMISSION_DENIED / 403).
+    #[error("permission denied: {0}")]
+    PermissionDenied(&'static str),
+    /// The named resource does not exist (NOT_FOUND / 404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Too many requests; retry after the given delay (RESOURCE_EXHAUSTED / 429).
+    #[error("rate limited for {retry_after:?}")]
+    RateLimited {
+        /// When the client may try again.
+        retry_after: Duration,
+    },
+    /// A dependency (database, Redis, mail) is down (UNAVAILABLE / 503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected I/O failure (INTERNAL / 500).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// A validation error on one field.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        Self::Validation(vec![e])
+    }
+}
+
+impl From<PasswordError> for AppError {
+    fn from(e: PasswordError) -> Self {
+        Self::Validation(e.0)
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(format!("database: {e}"))
+            }
+            other => Self::Internal(anyhow::Error::new(other).context("database query")),
+        }
+    }
+}
+
+/// The frontend's error category (`{"type": [...]}`) of a request field.
+fn field_type(field: &str) -> &'static str {
+    match field {
+        "email" => "email",
+        "password" | "confirm_password" | "new_password" | "confirm_new_password" => "password",
+        "uid" | "token" | "refresh" | "refresh_token" => "token",
+        "phone" => "phone",
+        "address" => "address",
+        _ => "request",
+    }
+}
+
+impl From<AppError> for tonic::Status {
+    fn from(err: AppError) -> Self {
+        let mut details = ErrorDetails::new();
+        let (code, message, reason, kind): (Code, String, &str, &str) = match &err {
+            AppError::Validation(fields) => {
+                details.set_bad_request(
+                    fields
+                        .iter()
+                        .map(|f| FieldViolation::new(f.field, f.message.clone()))
+                        .collect::<Vec<_>>(),
+                );
+                let first = fields.first();
+                let message = fields
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (
+                    Code::InvalidArgument,
+                    message,
+                    "INVALID_ARGUMENT",
+                    first.map_or("request", |f| field_type(f.field)),
+                )
+            }
+            AppError::InvalidCredentials => (
+                Code::Unauthenticated,
+                "Invalid email or password.".into(),
+                "INVALID_CREDENTIALS",
+                "credentials",
+            ),
+            AppError::AccountInactive => (
+                Code::FailedPrecondition,
+                "Your account is not activated yet. Please check your email for the activation link."
+                    .into(),
+                "ACCOUNT_INACTIVE",
+                "account",
+            ),
+            AppError::AlreadyActive => (
+                Code::FailedPrecondition,
+                "This account is already active. You can log in.".into(),
+                "ACCOUNT_ALREADY_ACTIVE",
+                "account",
+            ),
+            AppError::EmailTaken => {
+                details.set_bad_request(vec![FieldViolation::new(
+                    "email",
+                    "An account with this email already exists.",
+                )]);
+                (
+                    Code::AlreadyExists,
+                    "An account with this email already exists.".into(),
+                    "EMAIL_TAKEN",
+                    "email",
+                )
+            }
+            AppError::InvalidLink => {
+                details.set_bad_request(vec![FieldViolation::new(
+                    "token",
+                    "The link is invalid, was already used or has expired.",
+                )]);
+                (
+                    Code::InvalidArgument,
+                    "The link is invalid, was already used or has expired.".into(),
+                    "INVALID_LINK",
+                    "token",
+                )
+            }
+            AppError::Unauthenticated(why) => (
+                Code::Unauthenticated,
+                (*why).to_owned(),
+                "UNAUTHENTICATED",
+                "token",
+            ),
+            AppError::PermissionDenied(why) => (
+                Code::PermissionDenied,
+                (*why).to_owned(),
+                "PERMISSION_DENIED",
+                "permission",
+            ),
+            AppError::NotFound(what) => (
+                Code::NotFound,
+                format!("{what} not found."),
+                "NOT_FOUND",
+                "not_found",
+            ),
+            AppError::RateLimited { retry_after } => {
+                details.set_retry_info(Some(*retry_after));
+                (
+                    Code::ResourceExhausted,
+                    format!(
+                        "Request was throttled. Expected available in {} seconds.",
+                        retry_after.as_secs().max(1)
+                    ),
+                    "RATE_LIMITED",
+                    "throttled",
+                )
+            }
+            AppError::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                (
+                    Code::Unavailable,
+                    "The service is temporarily unavailable. Please try again.".into(),
+                    "UNAVAILABLE",
+                    "server",
+                )
+            }
+            AppError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                (
+                    Code::Internal,
+                    "Internal server error.".into(),
+                    "INTERNAL",
+                    "server",
+                )
+            }
+        };
+        details.set_error_info(
+            reason,
+            ERROR_DOMAIN,
+            HashMap::from([("type".to_owned(), kind.to_owned())]),
+        );
+        tonic::Status::with_error_details(code, message, details)
+    }
+}
+
+/// Result of a use case.
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_carry_field_violations_and_type() {
+        let status = tonic::Status::from(AppError::field("email", "Enter a valid email address."));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request detail");
+        assert_eq!(bad.field_violations[0].field, "email");
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.metadata.get("type").map(String::as_str), Some("email"));
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let status = tonic::Status::from(AppError::Internal(anyhow::anyhow!("secret path /x")));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+
+    #[test]
+    fn throttling_carries_retry_info() {
+        let status = tonic::Status::from(AppError::RateLimited {
+            retry_after: Duration::from_secs(7),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let retry = status.get_error_details().retry_info().cloned();
+        assert_eq!(
+            retry.and_then(|r| r.retry_delay),
+            Some(Duration::from_secs(7))
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! What a request carries besides its message: the caller's token and address.
+
+use std::net::IpAddr;
+
+use tonic::metadata::MetadataMap;
+
+use crate::{
+    error::AppError,
+    service::{Accounts, Caller, ClientInfo},
+};
+
+/// The access token from `authorization: Bearer <t>` (or the legacy `Token <t>`).
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
+    let value = metadata
+        .get("authorization")
+        .ok_or(AppError::Unauthenticated(
+            "Authentication credentials were not provided.",
+        ))?
+        .to_str()
+        .map_err(|_| AppError::Unauthenticated("The authorization header is malformed."))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(AppError::Unauthenticated(
+            "The authorization header is malformed.",
+        ))?;
+    let token = token.trim();
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        || token.is_empty()
+    {
+        return Err(AppError::Unauthenticated(
+            "The authorization header is malformed.",
+        ));
+    }
+    Ok(token)
+}
+
+/// Authenticates the request's caller.
+pub async fn caller<T>(
+    accounts: &Accounts,
+    request: &tonic::Request<T>,
+) -> Result<Caller, AppError> {
+    accounts.authenticate(bearer(request.metadata())?).await
+}
+
+/// The client's address: the peer, or the first `X-Forwarded-For` hop when proxies are trusted.
+pub fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
+    let forwarded = trust_proxy
+        .then(|| request.metadata().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    ClientInfo {
+        ip: forwarded.or_else(|| request.remote_addr().map(|a| a.ip())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(value: &str) -> MetadataMap {
+        let mut md = MetadataMap::new();
+        if let Ok(v) = value.parse() {
+            md.insert("authorization", v);
+        }
+        md
+    }
+
+    #[test]
+    fn bearer_and_token_schemes_are_accepted() {
+        assert_eq!(bearer(&md("Bearer abc")).ok(), Some("abc"));
+        assert_eq!(bearer(&md("Token abc")).ok(), Some("abc"));
+        assert_eq!(bearer(&md("token  abc ")).ok(), Some("abc"));
+    }
+
+    #[test]
+    fn malformed_headers_are_unauthenticated() {
+        for v in ["", "Bearer", "Bearer ", "Basic abc", "abc"] {
+            assert!(
+                matches!(bearer(&md(v)), Err(AppError::Unauthenticated(_))),
+                "{v:?}"
+            );
+        }
+        assert!(bearer(&MetadataMap::new()).is_err());
+    }
+}

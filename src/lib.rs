@@ -1,0 +1,17 @@
+//! Videoflix: a video-streaming backend. gRPC (tonic) with gRPC-web, reflection and health, and
+//! the legacy REST API (the `videoflix-gateway` crate), all on one port.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod kv;
+pub mod mail;
+pub mod ratelimit;
+pub mod scheduler;
+pub mod security;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,98 @@
+//! Outgoing e-mail: SMTP through lettre when `SMTP_URL` is set, otherwise `.eml` files in an
+//! outbox folder (with the link logged, so a developer can click it). Messages are sent in the
+//! background with retries so a slow or flaky SMTP server never slows or fails the request.
+
+mod templates;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use lettre::{
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+};
+
+pub use templates::Template;
+
+/// Sends mail; cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is given, else an outbox folder.
+    pub async fn new(smtp_url: Option<&str>, outbox: PathBuf, from: &str) -> anyhow::Result<Self> {
+        let from: Mailbox = from.parse().context("parsing MAIL_FROM")?;
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .context("parsing SMTP_URL")?
+                    .timeout(Some(Duration::from_secs(20)))
+                    .build(),
+            ),
+            None => {
+                tokio::fs::create_dir_all(&outbox)
+                    .await
+                    .with_context(|| format!("creating the mail outbox {}", outbox.display()))?;
+                Transport::Outbox(AsyncFileTransport::new(&outbox), outbox)
+            }
+        };
+        Ok(Self { transport, from })
+    }
+
+    /// Queues `template` for `to` and returns at once; delivery is retried in the background.
+    pub fn send_later(&self, to: &str, template: Template) {
+        let mailer = self.clone();
+        let to = to.to_owned();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            for attempt in 1..=4 {
+                match mailer.send(&to, &template).await {
+                    Ok(()) => return,
+                    Err(e) if attempt < 4 => {
+                        tracing::warn!(error = ?e, attempt, "sending mail failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 4;
+                    }
+                    Err(e) => tracing::error!(error = ?e, "sending mail failed; giving up"),
+                }
+            }
+        });
+    }
+
+    /// Sends `template` to `to` now.
+    pub async fn send(&self, to: &str, template: &Template) -> anyhow::Result<()> {
+        let to: Mailbox = to.parse().context("recipient address")?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(template.subject())
+            .multipart(MultiPart::alternative_plain_html(
+                template.text(),
+                template.html(),
+            ))
+            .context("building the message")?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await.context("SMTP delivery")?;
+            }
+            Transport::Outbox(file, dir) => {
+                let id = file.send(message).await.context("writing to the outbox")?;
+                tracing::info!(
+                    file = %dir.join(format!("{id}.eml")).display(),
+                    link = template.link(),
+                    "mail written to the outbox (no SMTP_URL configured)"
+                );
+            }
+        }
+        Ok(())
+    }
+}

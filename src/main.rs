@@ -1,0 +1,172 @@
+//! `videoflix`: the server and its administration commands.
+
+use std::{io::BufRead as _, net::SocketAddr, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use videoflix::{
+    config::{Settings, default_addr},
+    domain::{Email, Password},
+    startup::{Application, Services},
+    store::NewUser,
+    telemetry,
+};
+
+/// Videoflix video-streaming backend: gRPC, gRPC-web and REST on one port.
+///
+/// Every setting can be given as a flag, an environment variable or a line in `.env`.
+#[derive(Parser)]
+#[command(name = "videoflix", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first unless --no-migrate).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "VIDEOFLIX_ADDR", default_value_t = default_addr())]
+        addr: SocketAddr,
+        /// Do not apply migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Create an administrator (or promote an existing account and set its password).
+    Createsuperuser {
+        /// E-mail of the administrator.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (else one is generated and
+        /// printed).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Delete expired guest accounts now (the server also does this hourly).
+    PurgeGuests {
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            addr,
+            no_migrate,
+            settings,
+        } => {
+            if settings.dev {
+                tracing::warn!("--dev: using the built-in JWT secret; never do this in production");
+            }
+            tracing::info!(backends = settings.describe_backends(), "starting");
+            let app = Application::build(*settings, addr, !no_migrate).await?;
+            app.run_until_stopped().await
+        }
+        Command::Migrate { settings } => {
+            let services = Services::connect(&settings, true).await?;
+            services.store.close().await;
+            println!("migrations applied ({})", services.store.backend_name());
+            Ok(())
+        }
+        Command::Createsuperuser {
+            email,
+            password_stdin,
+            settings,
+        } => create_superuser(&settings, &email, password_stdin).await,
+        Command::PurgeGuests { settings } => {
+            let services = Services::connect(&settings, true).await?;
+            let removed = services.accounts.purge_guests().await?;
+            println!("{removed} expired guest account(s) deleted");
+            Ok(())
+        }
+    }
+}
+
+async fn create_superuser(
+    settings: &Settings,
+    email: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (hex::encode(rand::random::<[u8; 12]>()), true)
+    };
+    let password =
+        Password::new(&password, &password, &email, "password", "password").map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.0.iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })?;
+    let services = Services::connect(settings, true).await?;
+    let hash = services.accounts.hasher().hash(password.expose()).await?;
+    let user = match services.store.user_by_email(&email).await? {
+        Some(existing) => {
+            services
+                .store
+                .set_password(existing.user_id(), &hash)
+                .await?;
+            existing
+        }
+        None => {
+            services
+                .store
+                .create_user(NewUser {
+                    email: &email,
+                    password_hash: &hash,
+                    is_active: true,
+                    is_superuser: true,
+                    is_guest: false,
+                })
+                .await?
+        }
+    };
+    services.store.set_superuser(user.user_id(), true).await?;
+    services.store.close().await;
+    println!("superuser {email} ready (id {})", user.id);
+    if generated {
+        println!("generated password: {}", password.expose());
+    }
+    Ok(())
+}

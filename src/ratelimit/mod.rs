@@ -1,0 +1,227 @@
+//! Rate limits: GCRA (the generic cell rate algorithm, as in governor and redis-cell) with one
+//! semantics on two backends — a Lua script on Redis, so every process shares the counters, or an
+//! in-process table when no Redis is configured. A `Rate` of N/period admits N requests at once,
+//! then one every period/N.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    domain::Rate,
+    error::{AppError, AppResult},
+    kv::Redis,
+};
+
+/// Shared limiter; cheap to clone.
+#[derive(Clone)]
+pub struct RateLimiter {
+    backend: Backend,
+    enabled: bool,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Memory>),
+    Redis(Redis),
+}
+
+struct Memory {
+    epoch: Instant,
+    /// Theoretical arrival time (ms since `epoch`) per key.
+    tat: Mutex<HashMap<String, u64>>,
+}
+
+/// Whether a check spends a cell (a request) or only looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Count this request.
+    Consume,
+    /// Only tell whether a request would pass now.
+    Peek,
+}
+
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if allow_at > now then return allow_at - now end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+end
+return 0
+";
+
+impl RateLimiter {
+    /// An in-process limiter.
+    pub fn memory(enabled: bool) -> Self {
+        Self {
+            backend: Backend::Memory(Arc::new(Memory {
+                epoch: Instant::now(),
+                tat: Mutex::new(HashMap::new()),
+            })),
+            enabled,
+        }
+    }
+
+    /// A limiter shared through Redis.
+    pub fn redis(redis: Redis, enabled: bool) -> Self {
+        Self {
+            backend: Backend::Redis(redis),
+            enabled,
+        }
+    }
+
+    /// `Ok` if a request under `key` is within `rate`; else [`AppError::RateLimited`] with the
+    /// time until one would pass. Backend failures let the request through (and are logged): a
+    /// Redis outage must not lock every user out.
+    pub async fn check(&self, key: &str, rate: Rate, mode: Mode) -> AppResult<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX / 4);
+        let interval_ms = (period_ms / u64::from(rate.limit)).max(1);
+        let wait_ms = match &self.backend {
+            Backend::Memory(memory) => memory.check(key, interval_ms, period_ms, mode),
+            Backend::Redis(redis) => {
+                match redis_check(redis, key, interval_ms, period_ms, mode).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        tracing::error!(error = %e, "rate limiter unavailable; request allowed");
+                        0
+                    }
+                }
+            }
+        };
+        if wait_ms == 0 {
+            Ok(())
+        } else {
+            Err(AppError::RateLimited {
+                retry_after: Duration::from_millis(wait_ms),
+            })
+        }
+    }
+
+    /// Forgets `key` (e.g. the failed-login count after a successful login).
+    pub async fn reset(&self, key: &str) {
+        match &self.backend {
+            Backend::Memory(memory) => {
+                if let Ok(mut map) = memory.tat.lock() {
+                    map.remove(key);
+                }
+            }
+            Backend::Redis(redis) => {
+                let full = redis.key(&format!("rl:{key}"));
+                if let Ok(mut conn) = redis.conn().await {
+                    let _: Result<(), _> =
+                        redis::cmd("DEL").arg(full).query_async(&mut *conn).await;
+                }
+            }
+        }
+    }
+}
+
+impl Memory {
+    fn check(&self, key: &str, interval: u64, period: u64, mode: Mode) -> u64 {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 4);
+        let Ok(mut map) = self.tat.lock() else {
+            return 0;
+        };
+        if map.len() > 100_000 {
+            map.retain(|_, tat| *tat > now);
+        }
+        let tat = map.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + interval;
+        let allow_at = new_tat.saturating_sub(period);
+        if allow_at > now {
+            return allow_at - now;
+        }
+        if mode == Mode::Consume {
+            map.insert(key.to_owned(), new_tat);
+        }
+        0
+    }
+}
+
+async fn redis_check(
+    redis: &Redis,
+    key: &str,
+    interval: u64,
+    period: u64,
+    mode: Mode,
+) -> AppResult<u64> {
+    let script = redis::Script::new(GCRA_SCRIPT);
+    let mut conn = redis.conn().await?;
+    script
+        .key(redis.key(&format!("rl:{key}")))
+        .arg(interval)
+        .arg(period)
+        .arg(if mode == Mode::Consume { "1" } else { "0" })
+        .invoke_async::<u64>(&mut *conn)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(s: &str) -> Rate {
+        s.parse().expect("rate")
+    }
+
+    #[tokio::test]
+    async fn memory_limiter_admits_the_burst_then_refuses_with_a_delay() {
+        let limiter = RateLimiter::memory(true);
+        for _ in 0..3 {
+            limiter
+                .check("k", rate("3/min"), Mode::Consume)
+                .await
+                .expect("within limit");
+        }
+        let err = limiter
+            .check("k", rate("3/min"), Mode::Consume)
+            .await
+            .expect_err("limited");
+        match err {
+            AppError::RateLimited { retry_after } => {
+                assert!(
+                    retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20)
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Other keys are independent; peeking never spends.
+        limiter
+            .check("other", rate("1/min"), Mode::Peek)
+            .await
+            .expect("peek");
+        limiter
+            .check("other", rate("1/min"), Mode::Peek)
+            .await
+            .expect("peek again");
+        limiter.reset("k").await;
+        limiter
+            .check("k", rate("3/min"), Mode::Consume)
+            .await
+            .expect("reset");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_limiter_never_refuses() {
+        let limiter = RateLimiter::memory(false);
+        for _ in 0..100 {
+            limiter
+                .check("k", rate("1/hour"), Mode::Consume)
+                .await
+                .expect("disabled");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Credentials: argon2id password hashing off the async executor, JWT access tokens, opaque
+//! refresh tokens, and the signed single-use tokens in e-mailed links.
+
+mod hashing;
+mod tokens;
+
+pub use hashing::Hasher;
+pub use tokens::{AccessClaims, LinkPurpose, Tokens, hash_refresh_token, new_refresh_token};

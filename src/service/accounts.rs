@@ -1,0 +1,601 @@
+//! Account use cases: registration and activation, login (password and guest), token refresh and
+//! logout, password reset, and the caller's profile. Transport-agnostic: the gRPC layer parses
+//! requests into the arguments below and maps [`AppError`] to statuses.
+
+use std::net::IpAddr;
+
+use url::Url;
+
+use crate::{
+    config::Settings,
+    domain::{Address, Email, FieldError, Password, Phone, Rate, Uid, UserId},
+    error::{AppError, AppResult},
+    mail::{Mailer, Template},
+    ratelimit::{Mode, RateLimiter},
+    security::{Hasher, LinkPurpose, Tokens, hash_refresh_token, new_refresh_token},
+    store::{NewUser, ProfileUpdate, RefreshUse, SessionRecord, Store, Timestamp, UserRecord},
+};
+
+/// The e-mail the legacy frontend's demo button logs in with.
+pub const GUEST_LOGIN_EMAIL: &str = "guest@videoflix.com";
+
+/// An authenticated caller: the user and the session its token belongs to.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The user, as loaded for this request.
+    pub user: UserRecord,
+    /// The session id (`sid` claim).
+    pub session_id: String,
+}
+
+/// Tokens handed out at login and refresh.
+#[derive(Clone, Debug)]
+pub struct IssuedTokens {
+    /// JWT access token.
+    pub access: String,
+    /// Opaque refresh token.
+    pub refresh: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// A successful login.
+#[derive(Clone, Debug)]
+pub struct LoginOutcome {
+    /// Tokens of the new session.
+    pub tokens: IssuedTokens,
+    /// The logged-in user.
+    pub user: UserRecord,
+}
+
+/// Request context that matters to account rules.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientInfo {
+    /// Client address, when known (rate limits per address).
+    pub ip: Option<IpAddr>,
+}
+
+impl ClientInfo {
+    fn ip_key(&self) -> String {
+        self.ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+}
+
+/// Limits the account flows apply.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    login_account: Rate,
+    login_address: Rate,
+    register: Rate,
+    mail: Rate,
+    guest: Rate,
+}
+
+/// Account use cases; cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    hasher: Hasher,
+    tokens: Tokens,
+    mailer: Mailer,
+    limiter: RateLimiter,
+    limits: Limits,
+    frontend_url: Url,
+    guest_domain: String,
+    activation_ttl: u64,
+    reset_ttl: u64,
+    refresh_ttl: u64,
+    remember_me_ttl: u64,
+    guest_ttl: u64,
+}
+
+impl Accounts {
+    /// Wires the use cases to their dependencies.
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        tokens: Tokens,
+        mailer: Mailer,
+        limiter: RateLimiter,
+    ) -> Self {
+        Self {
+            store,
+            hasher: Hasher::new(settings.hash_concurrency),
+            tokens,
+            mailer,
+            limiter,
+            limits: Limits {
+                login_account: settings.throttle_login_account,
+                login_address: settings.throttle_login_address,
+                register: settings.throttle_register,
+                mail: settings.throttle_mail,
+                guest: settings.throttle_anon,
+            },
+            frontend_url: settings.frontend_url.clone(),
+            guest_domain: settings.guest_email_domain.clone(),
+            activation_ttl: settings.activation_token_ttl,
+            reset_ttl: settings.reset_token_ttl,
+            refresh_ttl: settings.refresh_token_ttl,
+            remember_me_ttl: settings.remember_me_ttl,
+            guest_ttl: settings.guest_ttl,
+        }
+    }
+
+    /// The password hasher (also used by `createsuperuser`).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    // ---- registration ------------------------------------------------------------------------
+
+    /// Creates an inactive account and mails its activation link.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        client: ClientInfo,
+        email: &str,
+        password: &str,
+        confirm_password: &str,
+    ) -> AppResult<UserRecord> {
+        self.limiter
+            .check(
+                &format!("register:ip:{}", client.ip_key()),
+                self.limits.register,
+                Mode::Consume,
+            )
+            .await?;
+        let email = Email::parse(email);
+        let mut errors: Vec<FieldError> = Vec::new();
+        let password = match &email {
+            Ok(email) => Password::new(
+                password,
+                confirm_password,
+                email,
+                "password",
+                "confirm_password",
+            )
+            .map_err(|e| errors.extend(e.0))
+            .ok(),
+            Err(e) => {
+                errors.push(e.clone());
+                None
+            }
+        };
+        let (Ok(email), Some(password), true) = (email, password, errors.is_empty()) else {
+            return Err(AppError::Validation(errors));
+        };
+        let hash = self.hasher.hash(password.expose()).await?;
+        let user = self
+            .store
+            .create_user(NewUser {
+                email: &email,
+                password_hash: &hash,
+                is_active: false,
+                is_superuser: false,
+                is_guest: false,
+            })
+            .await?;
+        tracing::info!(user_id = user.id, "account registered");
+        self.send_activation(&user);
+        Ok(user)
+    }
+
+    /// Activates an account from its link.
+    #[tracing::instrument(skip_all)]
+    pub async fn activate(&self, uid: &str, token: &str) -> AppResult<()> {
+        let user = self.user_from_link(uid).await?;
+        if !self.tokens.verify_link(
+            LinkPurpose::Activation,
+            user.user_id(),
+            &activation_state(&user),
+            token,
+            self.activation_ttl,
+        ) {
+            return Err(AppError::InvalidLink);
+        }
+        if user.is_active || !self.store.activate_user(user.user_id()).await? {
+            return Err(AppError::AlreadyActive);
+        }
+        tracing::info!(user_id = user.id, "account activated");
+        Ok(())
+    }
+
+    /// Sends a fresh activation link to an inactive account; silent otherwise.
+    #[tracing::instrument(skip_all)]
+    pub async fn resend_activation(&self, client: ClientInfo, email: &str) -> AppResult<()> {
+        let email = Email::parse(email)?;
+        self.limit_mail(client, &email).await?;
+        if let Some(user) = self.store.user_by_email(&email).await?
+            && !user.is_active
+            && !user.is_guest
+        {
+            self.send_activation(&user);
+        }
+        Ok(())
+    }
+
+    fn send_activation(&self, user: &UserRecord) {
+        let token = self.tokens.issue_link(
+            LinkPurpose::Activation,
+            user.user_id(),
+            &activation_state(user),
+        );
+        let link = self.link("activate-account", user.user_id(), &token);
+        self.mailer
+            .send_later(&user.email, Template::Activation { link });
+    }
+
+    // ---- login -------------------------------------------------------------------------------
+
+    /// Logs in with e-mail and password. The guest e-mail logs in as a new guest, whatever the
+    /// password.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        client: ClientInfo,
+        email: &str,
+        password: &str,
+        remember_me: bool,
+    ) -> AppResult<LoginOutcome> {
+        if email.trim().eq_ignore_ascii_case(GUEST_LOGIN_EMAIL) {
+            return self.guest_login(client).await;
+        }
+        let email = Email::parse(email)?;
+        if password.is_empty() {
+            return Err(AppError::field("password", "This field may not be blank."));
+        }
+        let account_key = format!("login:acct:{email}");
+        let address_key = format!("login:ip:{}", client.ip_key());
+        self.limiter
+            .check(&account_key, self.limits.login_account, Mode::Peek)
+            .await?;
+        self.limiter
+            .check(&address_key, self.limits.login_address, Mode::Peek)
+            .await?;
+        let user = self.store.user_by_email(&email).await?;
+        let verified = match &user {
+            Some(user) => self.hasher.verify(password, &user.password_hash).await?,
+            None => {
+                self.hasher.verify_decoy(password).await?;
+                false
+            }
+        };
+        let user = match (user, verified) {
+            (Some(user), true) => user,
+            _ => {
+                // Count the failure against both keys; the error never says which part was wrong.
+                let _ = self
+                    .limiter
+                    .check(&account_key, self.limits.login_account, Mode::Consume)
+                    .await;
+                let _ = self
+                    .limiter
+                    .check(&address_key, self.limits.login_address, Mode::Consume)
+                    .await;
+                tracing::info!("failed login");
+                return Err(AppError::InvalidCredentials);
+            }
+        };
+        if !user.is_active {
+            return Err(AppError::AccountInactive);
+        }
+        self.limiter.reset(&account_key).await;
+        let ttl = if remember_me {
+            self.remember_me_ttl
+        } else {
+            self.refresh_ttl
+        };
+        let tokens = self.start_session(&user, ttl).await?;
+        self.store.touch_last_login(user.user_id()).await?;
+        tracing::info!(user_id = user.id, "login");
+        Ok(LoginOutcome { tokens, user })
+    }
+
+    /// Creates a temporary guest account and logs it in.
+    #[tracing::instrument(skip_all)]
+    pub async fn guest_login(&self, client: ClientInfo) -> AppResult<LoginOutcome> {
+        self.limiter
+            .check(
+                &format!("guest:ip:{}", client.ip_key()),
+                self.limits.guest,
+                Mode::Consume,
+            )
+            .await?;
+        let mut attempts = 0;
+        let user = loop {
+            let email = Email::parse(&format!(
+                "videoflix-{}@{}",
+                random_suffix(),
+                self.guest_domain
+            ))
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("guest e-mail domain: {e}")))?;
+            match self
+                .store
+                .create_user(NewUser {
+                    email: &email,
+                    password_hash: "",
+                    is_active: true,
+                    is_superuser: false,
+                    is_guest: true,
+                })
+                .await
+            {
+                Ok(user) => break user,
+                Err(AppError::EmailTaken) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let tokens = self.start_session(&user, self.guest_ttl).await?;
+        tracing::info!(user_id = user.id, "guest login");
+        Ok(LoginOutcome { tokens, user })
+    }
+
+    async fn start_session(&self, user: &UserRecord, ttl_secs: u64) -> AppResult<IssuedTokens> {
+        let now = Timestamp::now();
+        let session = SessionRecord {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            user_id: user.id,
+            created_at: now,
+            expires_at: now.plus_secs(ttl_secs),
+            revoked_at: None,
+        };
+        let refresh = new_refresh_token();
+        self.store
+            .create_session(&session, &hash_refresh_token(&refresh))
+            .await?;
+        Ok(IssuedTokens {
+            access: self.tokens.issue_access(user.user_id(), &session.id)?,
+            refresh,
+            expires_in: self.tokens.access_ttl_secs(),
+        })
+    }
+
+    /// Rotates a refresh token. A reused token revokes its session.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> AppResult<IssuedTokens> {
+        let refresh_token = refresh_token.trim();
+        if refresh_token.is_empty() {
+            return Err(AppError::field("refresh", "This field may not be blank."));
+        }
+        let next = new_refresh_token();
+        match self
+            .store
+            .rotate_refresh(
+                &hash_refresh_token(refresh_token),
+                &hash_refresh_token(&next),
+            )
+            .await?
+        {
+            RefreshUse::Fresh(session) if session.is_alive(Timestamp::now()) => {
+                let user = self
+                    .store
+                    .user_by_id(UserId(session.user_id))
+                    .await?
+                    .filter(|u| u.is_active)
+                    .ok_or(AppError::Unauthenticated("The refresh token is invalid."))?;
+                Ok(IssuedTokens {
+                    access: self.tokens.issue_access(user.user_id(), &session.id)?,
+                    refresh: next,
+                    expires_in: self.tokens.access_ttl_secs(),
+                })
+            }
+            RefreshUse::Fresh(_) => Err(AppError::Unauthenticated(
+                "The session has ended. Please log in again.",
+            )),
+            RefreshUse::Reused => {
+                tracing::warn!("refresh token reused; session revoked");
+                Err(AppError::Unauthenticated(
+                    "The refresh token was already used; the session has been revoked.",
+                ))
+            }
+            RefreshUse::Unknown => Err(AppError::Unauthenticated("The refresh token is invalid.")),
+        }
+    }
+
+    /// Validates an access token and loads its caller; the session must still be alive.
+    pub async fn authenticate(&self, access_token: &str) -> AppResult<Caller> {
+        let claims = self.tokens.verify_access(access_token)?;
+        let user_id = claims
+            .user_id()
+            .ok_or(AppError::Unauthenticated("The access token is invalid."))?;
+        let session = self
+            .store
+            .session(&claims.sid)
+            .await?
+            .filter(|s| s.user_id == user_id.0 && s.is_alive(Timestamp::now()))
+            .ok_or(AppError::Unauthenticated(
+                "The session has ended. Please log in again.",
+            ))?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AppError::Unauthenticated(
+                "The account no longer exists or is inactive.",
+            ))?;
+        Ok(Caller {
+            user,
+            session_id: session.id,
+        })
+    }
+
+    /// Ends the caller's session; a guest account is deleted. Returns whether it was a guest.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, caller: &Caller) -> AppResult<bool> {
+        self.store.revoke_session(&caller.session_id).await?;
+        if caller.user.is_guest {
+            self.store.delete_user(caller.user.user_id()).await?;
+            tracing::info!(user_id = caller.user.id, "guest logged out and deleted");
+            return Ok(true);
+        }
+        tracing::info!(user_id = caller.user.id, "logout");
+        Ok(false)
+    }
+
+    /// Deletes guests older than the guest lifetime; returns how many.
+    pub async fn purge_guests(&self) -> AppResult<u64> {
+        let removed = self
+            .store
+            .purge_guests(Timestamp::now().minus_secs(self.guest_ttl))
+            .await?;
+        if removed > 0 {
+            tracing::info!(removed, "expired guest accounts purged");
+        }
+        Ok(removed)
+    }
+
+    // ---- password reset ----------------------------------------------------------------------
+
+    /// Mails a reset link if the account exists; the outcome is the same either way.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(&self, client: ClientInfo, email: &str) -> AppResult<()> {
+        let email = Email::parse(email)?;
+        self.limit_mail(client, &email).await?;
+        if let Some(user) = self.store.user_by_email(&email).await?
+            && !user.is_guest
+        {
+            let token = self.tokens.issue_link(
+                LinkPurpose::PasswordReset,
+                user.user_id(),
+                &reset_state(&user),
+            );
+            let link = self.link("reset-password", user.user_id(), &token);
+            self.mailer
+                .send_later(&user.email, Template::PasswordReset { link });
+        }
+        Ok(())
+    }
+
+    /// Sets a new password from a reset link and revokes every session of the account.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_password_reset(
+        &self,
+        uid: &str,
+        token: &str,
+        new_password: &str,
+        confirm_new_password: &str,
+    ) -> AppResult<()> {
+        let user = self.user_from_link(uid).await?;
+        if !self.tokens.verify_link(
+            LinkPurpose::PasswordReset,
+            user.user_id(),
+            &reset_state(&user),
+            token,
+            self.reset_ttl,
+        ) {
+            return Err(AppError::InvalidLink);
+        }
+        let email = Email::parse(&user.email)?;
+        let password = Password::new(
+            new_password,
+            confirm_new_password,
+            &email,
+            "new_password",
+            "confirm_new_password",
+        )?;
+        let hash = self.hasher.hash(password.expose()).await?;
+        // Guarded by the old hash: of two racing uses of one link, only the first wins.
+        if !self
+            .store
+            .change_password(user.user_id(), &user.password_hash, &hash)
+            .await?
+        {
+            return Err(AppError::InvalidLink);
+        }
+        tracing::info!(user_id = user.id, "password reset; sessions revoked");
+        Ok(())
+    }
+
+    // ---- profile -----------------------------------------------------------------------------
+
+    /// Updates phone and/or address.
+    pub async fn update_me(
+        &self,
+        caller: &Caller,
+        phone: Option<&str>,
+        address: Option<&str>,
+    ) -> AppResult<UserRecord> {
+        let phone = phone.map(Phone::parse);
+        let address = address.map(Address::parse);
+        let errors: Vec<FieldError> = [
+            phone.as_ref().and_then(|p| p.as_ref().err().cloned()),
+            address.as_ref().and_then(|a| a.as_ref().err().cloned()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !errors.is_empty() {
+            return Err(AppError::Validation(errors));
+        }
+        let update = ProfileUpdate {
+            phone: phone.and_then(Result::ok).map(Phone::into_inner),
+            address: address.and_then(Result::ok).map(Address::into_inner),
+        };
+        self.store
+            .update_profile(caller.user.user_id(), &update)
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    async fn user_from_link(&self, uid: &str) -> AppResult<UserRecord> {
+        let uid = Uid::parse(uid).map_err(|_| AppError::InvalidLink)?;
+        self.store
+            .user_by_id(uid.0)
+            .await?
+            .filter(|u| !u.is_guest)
+            .ok_or(AppError::InvalidLink)
+    }
+
+    async fn limit_mail(&self, client: ClientInfo, email: &Email) -> AppResult<()> {
+        self.limiter
+            .check(
+                &format!("mail:ip:{}", client.ip_key()),
+                self.limits.mail,
+                Mode::Consume,
+            )
+            .await?;
+        self.limiter
+            .check(
+                &format!("mail:acct:{email}"),
+                self.limits.mail,
+                Mode::Consume,
+            )
+            .await
+    }
+
+    fn link(&self, route: &str, user: UserId, token: &str) -> String {
+        format!(
+            "{}{route}/{}/{token}/",
+            self.frontend_url,
+            Uid(user).encode()
+        )
+    }
+}
+
+/// What an activation link is bound to: it dies if the e-mail or password changes.
+fn activation_state(user: &UserRecord) -> String {
+    format!("{}|{}", user.email, user.password_hash)
+}
+
+/// What a reset link is bound to: it dies when the password changes or the user logs in.
+fn reset_state(user: &UserRecord) -> String {
+    format!(
+        "{}|{}|{}",
+        user.password_hash,
+        user.last_login.map_or(0, |t| t.micros()),
+        user.is_active
+    )
+}
+
+fn random_suffix() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..6)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! Building the application from [`Settings`]: backends chosen once ([`Services`]), then the
+//! one-port server ([`Application`]) that tests also spawn on port 0.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    config::Settings,
+    grpc::{self, AuthGrpc, VideoGrpc, pb},
+    kv::Redis,
+    mail::Mailer,
+    ratelimit::RateLimiter,
+    security::Tokens,
+    service::Accounts,
+    store::Store,
+    web,
+};
+
+/// Every backend of a process, chosen from the settings: the rest of the code never asks
+/// whether Redis or SMTP is configured.
+#[derive(Clone)]
+pub struct Services {
+    /// Database.
+    pub store: Store,
+    /// Redis, when configured.
+    pub redis: Option<Redis>,
+    /// Account use cases.
+    pub accounts: Accounts,
+}
+
+impl Services {
+    /// Connects every backend (and migrates the database when `migrate` is set).
+    pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let store =
+            Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        if migrate {
+            store.migrate().await.context("applying migrations")?;
+        }
+        let redis = match &settings.redis_url {
+            Some(url) => Some(Redis::connect(url, &settings.redis_prefix).await?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(redis) => RateLimiter::redis(redis.clone(), settings.throttle_enabled),
+            None => RateLimiter::memory(settings.throttle_enabled),
+        };
+        let mailer = Mailer::new(
+            settings.smtp_url.as_deref(),
+            settings.mail_outbox_dir.clone(),
+            &settings.mail_from,
+        )
+        .await?;
+        let tokens = Tokens::new(settings.signing_secret(), settings.access_token_ttl);
+        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter);
+        Ok(Self {
+            store,
+            redis,
+            accounts,
+        })
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    services: Services,
+    health: HealthReporter,
+    port: u16,
+}
+
+impl Application {
+    /// Connects the backends, migrates (unless `migrate` is false) and binds `addr` (port 0
+    /// picks a free port).
+    pub async fn build(
+        settings: Settings,
+        addr: SocketAddr,
+        migrate: bool,
+    ) -> anyhow::Result<Self> {
+        let services = Services::connect(&settings, migrate).await?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::auth_service_server::AuthServiceServer<AuthGrpc>>()
+            .await;
+        health
+            .set_serving::<pb::video_service_server::VideoServiceServer<VideoGrpc>>()
+            .await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let auth = AuthGrpc::new(services.accounts.clone(), settings.trust_proxy_headers);
+        let video = VideoGrpc::new(services.accounts.clone());
+        let routes = Routes::new(pb::auth_service_server::AuthServiceServer::new(auth))
+            .add_service(pb::video_service_server::VideoServiceServer::new(video))
+            .add_service(health_service)
+            .add_service(reflection().build_v1().context("reflection v1")?)
+            .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
+            .prepare();
+        let router = web::app(&settings, routes, services.clone())?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            router,
+            services,
+            health,
+            port,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The backends, for tests and commands.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until SIGINT/SIGTERM, with the scheduler and the health watcher running.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let scheduler = crate::scheduler::start(self.services.accounts.clone()).await?;
+        if let Err(e) = self.services.accounts.purge_guests().await {
+            tracing::warn!(error = ?e, "initial guest purge failed");
+        }
+        let watcher = tokio::spawn(watch_health(self.services.clone(), self.health));
+        tracing::info!(
+            port = self.port,
+            backend = self.services.store.backend_name(),
+            "listening (gRPC, gRPC-web, REST on one port)"
+        );
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving");
+        watcher.abort();
+        let mut scheduler = scheduler;
+        let _ = scheduler.shutdown().await;
+        self.services.store.close().await;
+        result
+    }
+}
+
+/// Keeps the gRPC health status in step with the database and Redis.
+async fn watch_health(services: Services, health: HealthReporter) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ok = web::readiness(&services).await.is_ok();
+        if ok != serving {
+            serving = ok;
+            let status = if ok {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            tracing::warn!(?status, "health changed");
+            for name in ["", "videoflix.v1.AuthService", "videoflix.v1.VideoService"] {
+                health.set_service_status(name, status).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,178 @@
+//! The one-port HTTP front: CORS and request logging around a router that answers `/healthz`
+//! and `/readyz` itself and steers every other request by content type — `application/grpc*`
+//! (gRPC and gRPC-web) to the tonic routes, everything else to the REST gateway.
+
+use std::{convert::Infallible, net::SocketAddr, time::Instant};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tonic::{service::Routes, transport::server::TcpConnectInfo};
+use tower::{Layer as _, ServiceExt as _, util::BoxCloneSyncService};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{config::Settings, error::AppError, startup::Services};
+
+/// Assembles the application router.
+pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
+    let in_process = BoxCloneSyncService::new(grpc.clone());
+    let rest = videoflix_gateway::rest(in_process);
+    let grpc_web = tonic_web::GrpcWebLayer::new().layer(grpc);
+    let steer = tower::service_fn(move |mut request: Request| {
+        let grpc_web = grpc_web.clone();
+        let rest = rest.clone();
+        async move {
+            if is_grpc(&request) {
+                // tonic reads the peer address from its own connection-info type.
+                if let Some(ConnectInfo(addr)) = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .copied()
+                {
+                    request.extensions_mut().insert(TcpConnectInfo {
+                        local_addr: None,
+                        remote_addr: Some(addr),
+                    });
+                }
+                let response = grpc_web.oneshot(request).await?;
+                Ok::<_, Infallible>(response.map(Body::new))
+            } else {
+                let response = rest.oneshot(request).await?;
+                Ok(response.into_response())
+            }
+        }
+    });
+    Ok(Router::new()
+        .route("/healthz", get(healthz))
+        .route("/healthz/", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/readyz/", get(readyz))
+        .with_state(services)
+        .fallback_service(steer)
+        .layer(middleware::from_fn(log_request))
+        .layer(cors(settings)?))
+}
+
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// CORS for REST and gRPC-web alike, outermost so preflights and error responses carry it.
+fn cors(settings: &Settings) -> anyhow::Result<CorsLayer> {
+    let origins = settings.allowed_origins();
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("CORS_ORIGINS: {e}"))?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::RANGE,
+            HeaderName::from_static("x-requested-with"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            header::RETRY_AFTER,
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+        ])
+        .max_age(std::time::Duration::from_secs(86_400)))
+}
+
+/// One log line per request: method, path, status (and gRPC status), latency.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let grpc = is_grpc(&request);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(if grpc { "0" } else { "-" })
+        .to_owned();
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        grpc_status,
+        latency_ms = format_args!("{latency_ms:.2}"),
+        "request"
+    );
+    response
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Checks every backend this process depends on.
+pub async fn readiness(services: &Services) -> Result<(), AppError> {
+    services.store.ping().await?;
+    if let Some(redis) = &services.redis {
+        redis.ping().await?;
+    }
+    Ok(())
+}
+
+async fn readyz(State(services): State<Services>) -> Response {
+    let database = services.store.ping().await;
+    let redis = match &services.redis {
+        Some(redis) => Some(redis.ping().await),
+        None => None,
+    };
+    let ready = database.is_ok() && redis.as_ref().is_none_or(Result::is_ok);
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": {
+            "backend": services.store.backend_name(),
+            "ok": database.is_ok(),
+        },
+        "redis": match &redis {
+            Some(r) => json!({"configured": true, "ok": r.is_ok()}),
+            None => json!({"configured": false}),
+        },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

@@ -156,15 +156,19 @@ pub struct Settings {
 pub struct ConfigError(pub String);
 
 impl Settings {
-    /// Reads the settings as `videoflix serve` would, from `.env` and the environment only.
-    pub fn from_env() -> Self {
+    /// Parses settings from command-line style arguments (the environment fills what they do
+    /// not give), e.g. `["videoflix", "--dev", "--database-url", "sqlite://x.db"]`.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
         #[derive(clap::Parser)]
         struct Only {
             #[command(flatten)]
             settings: Settings,
         }
-        let _ = dotenvy::dotenv();
-        <Only as clap::Parser>::parse_from(["videoflix"]).settings
+        <Only as clap::Parser>::try_parse_from(args).map(|o| o.settings)
     }
 
     /// Checks everything that can be checked without I/O.

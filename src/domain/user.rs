@@ -29,7 +29,7 @@ impl Uid {
             .decode(raw.trim().trim_end_matches('='))
             .map_err(|_| invalid())?;
         let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-        if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) || text.len() > 18 {
+        if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) || text.len() > 19 {
             return Err(invalid());
         }
         text.parse()

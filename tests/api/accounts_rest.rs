@@ -1,0 +1,592 @@
+//! The account lifecycle over the legacy REST API.
+
+use reqwest::Method;
+use rstest::rstest;
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, spawn_app};
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn the_full_account_lifecycle_works_over_rest(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = "Jane.Doe@Example.com";
+
+    // Register: created inactive, normalised e-mail, activation mail sent.
+    let reply = app
+        .post(
+            "/register/",
+            json!({"email": email, "password": PASSWORD, "confirm_password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(reply.body["email"], "jane.doe@example.com");
+    let mail = app.mail.wait_for("jane.doe@example.com", 1).await;
+    assert_eq!(mail.subject(), "Confirm your email");
+    assert!(
+        mail.text()
+            .contains("http://frontend.test/activate-account/")
+    );
+    assert!(
+        mail.html()
+            .contains("href=\"http://frontend.test/activate-account/")
+    );
+
+    // Not active yet.
+    app.post("/login/", json!({"email": email, "password": PASSWORD}))
+        .await
+        .expect_error(400, "account");
+
+    // Activate from the link.
+    let (uid, token) = mail.link_parts("activate-account");
+    let reply = app
+        .post("/activate-account/", json!({"uid": uid, "token": token}))
+        .await
+        .expect(200);
+    assert!(reply.body["message"].is_string());
+
+    // Login (without the trailing slash, as the legacy frontend sometimes calls it).
+    let reply = app
+        .post("/login", json!({"email": email, "password": PASSWORD}))
+        .await
+        .expect(200);
+    let access = reply.body["token"].as_str().expect("token").to_owned();
+    let refresh = reply.body["refresh"].as_str().expect("refresh").to_owned();
+    assert_eq!(reply.body["email"], "jane.doe@example.com");
+    assert_eq!(reply.body["expires_in"], 86_400);
+    assert_eq!(reply.body["user"]["email"], "jane.doe@example.com");
+
+    // Me, with both authorization schemes.
+    let me = app.get_auth("/api/me/", &access).await.expect(200);
+    assert_eq!(
+        me.body,
+        json!({"id": me.body["id"], "email": "jane.doe@example.com", "phone": "", "address": ""})
+    );
+    let bearer = app
+        .http
+        .get(format!("{}/api/me", app.base))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bearer.status(), 200);
+
+    // Update the profile partially.
+    let updated = app
+        .call(
+            Method::PATCH,
+            "/api/me/",
+            Some(json!({"phone": "+49 30 1234567"})),
+            Some(&access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated.body["phone"], "+49 30 1234567");
+    assert_eq!(updated.body["address"], "");
+    let updated = app
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(json!({"address": "Main St 1, Berlin"})),
+            Some(&access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated.body["phone"], "+49 30 1234567");
+    assert_eq!(updated.body["address"], "Main St 1, Berlin");
+
+    // Refresh rotates; the new access token works.
+    let pair = app
+        .post("/jwt/refresh/", json!({"refresh": refresh}))
+        .await
+        .expect(200);
+    let access2 = pair.body["access"].as_str().expect("access").to_owned();
+    let refresh2 = pair.body["refresh"].as_str().expect("refresh").to_owned();
+    assert_ne!(refresh2, refresh);
+    app.get_auth("/api/me/", &access2).await.expect(200);
+
+    // Logout: 200 {ok, message}; every token of the session dies at once.
+    let reply = app
+        .call(Method::DELETE, "/logout/", None, Some(&access2))
+        .await
+        .expect(200);
+    assert_eq!(reply.body["ok"], true);
+    assert!(reply.body["message"].is_string());
+    app.get_auth("/api/me/", &access2)
+        .await
+        .expect_error(401, "token");
+    app.get_auth("/api/me/", &access)
+        .await
+        .expect_error(401, "token");
+    app.post("/jwt/refresh/", json!({"refresh": refresh2}))
+        .await
+        .expect_error(401, "token");
+
+    // A new login still works.
+    app.login(email, PASSWORD).await;
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn activation_links_are_single_use_and_tamper_proof(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.post(
+        "/register/",
+        json!({"email": "sam@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
+    )
+    .await
+    .expect(201);
+    let (uid, token) = app
+        .mail
+        .wait_for("sam@example.com", 1)
+        .await
+        .link_parts("activate-account");
+
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('0') { '1' } else { '0' });
+    for (uid, token) in [
+        (uid.as_str(), tampered.as_str()),
+        ("Zm9v", token.as_str()),
+        ("", ""),
+        ("!!!", "x"),
+        ("OTk5OTk5", token.as_str()),
+    ] {
+        app.post("/activate-account/", json!({"uid": uid, "token": token}))
+            .await
+            .expect_error(400, "token");
+    }
+
+    app.post("/activate-account/", json!({"uid": uid, "token": token}))
+        .await
+        .expect(200);
+    let again = app
+        .post("/activate-account/", json!({"uid": uid, "token": token}))
+        .await
+        .expect_error(400, "account");
+    assert!(again.text.contains("already active"), "{}", again.text);
+
+    // A resend for an active account sends nothing.
+    app.post("/resend-activation/", json!({"email": "sam@example.com"}))
+        .await
+        .expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.mail.to("sam@example.com").len(), 1);
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn resend_activation_mails_a_fresh_working_link(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.post(
+        "/register/",
+        json!({"email": "kim@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
+    )
+    .await
+    .expect(201);
+    app.mail.wait_for("kim@example.com", 1).await;
+    let reply = app
+        .post("/resend-activation", json!({"email": "KIM@example.com"}))
+        .await
+        .expect(200);
+    // The same answer for an unknown address: no enumeration.
+    let unknown = app
+        .post(
+            "/resend-activation/",
+            json!({"email": "nobody@example.com"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply.body, unknown.body);
+    let (uid, token) = app
+        .mail
+        .wait_for("kim@example.com", 2)
+        .await
+        .link_parts("activate-account");
+    app.post("/activate-account/", json!({"uid": uid, "token": token}))
+        .await
+        .expect(200);
+    assert!(app.mail.to("nobody@example.com").is_empty());
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn registration_rejects_bad_input_naming_the_field(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cases = [
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "confirm_password": PASSWORD}),
+            "email",
+            "valid email",
+        ),
+        (
+            json!({"password": PASSWORD, "confirm_password": PASSWORD}),
+            "email",
+            "blank",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short1", "confirm_password": "short1"}),
+            "password",
+            "too short",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "12345678901", "confirm_password": "12345678901"}),
+            "password",
+            "entirely numeric",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "password123", "confirm_password": "password123"}),
+            "password",
+            "too common",
+        ),
+        (
+            json!({"email": "jonathan.smith@example.com", "password": "jonathansmith", "confirm_password": "jonathansmith"}),
+            "password",
+            "too similar",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "confirm_password": "other-Password-9"}),
+            "password",
+            "do not match",
+        ),
+        (json!({"email": "a@example.com"}), "password", "blank"),
+    ];
+    for (body, kind, needle) in cases {
+        let reply = app
+            .post("/register/", body.clone())
+            .await
+            .expect_error(400, kind);
+        assert!(
+            reply.text.to_lowercase().contains(needle),
+            "{body}: expected {needle:?} in {}",
+            reply.text
+        );
+        assert!(reply.body["fields"].is_object(), "{}", reply.text);
+    }
+
+    // Duplicate (case-insensitive) → 409.
+    app.post(
+        "/register/",
+        json!({"email": "dup@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/register/",
+        json!({"email": "DUP@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
+    )
+    .await
+    .expect_error(409, "email");
+
+    // Malformed JSON and wrong content type are clear 4xx in the same shape.
+    let raw = app
+        .http
+        .post(format!("{}/register/", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(raw.status(), 400);
+    let body: serde_json::Value = raw.json().await.expect("json");
+    assert_eq!(body["type"], json!(["request"]));
+    let raw = app
+        .http
+        .post(format!("{}/login/", app.base))
+        .body("email=a")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(raw.status(), 415);
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn login_errors_do_not_reveal_whether_an_account_exists(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.active_user("real@example.com", PASSWORD).await;
+    let wrong_password = app
+        .post(
+            "/login/",
+            json!({"email": "real@example.com", "password": "Wrong-Pass-123"}),
+        )
+        .await
+        .expect_error(401, "credentials");
+    let no_account = app
+        .post(
+            "/login/",
+            json!({"email": "ghost@example.com", "password": "Wrong-Pass-123"}),
+        )
+        .await
+        .expect_error(401, "credentials");
+    assert_eq!(wrong_password.body, no_account.body);
+    app.post("/login/", json!({"email": "real@example.com"}))
+        .await
+        .expect_error(400, "password");
+    app.post("/login/", json!({"email": "nope", "password": "x"}))
+        .await
+        .expect_error(400, "email");
+    // SimpleJWT-style endpoint.
+    let pair = app
+        .post(
+            "/jwt/",
+            json!({"email": "real@example.com", "password": PASSWORD}),
+        )
+        .await
+        .expect(200);
+    assert!(pair.body["access"].is_string() && pair.body["refresh"].is_string());
+    app.post(
+        "/jwt/",
+        json!({"email": "real@example.com", "password": "nope-nope-1"}),
+    )
+    .await
+    .expect_error(401, "credentials");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn guests_log_in_with_one_click_and_vanish_at_logout(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The legacy demo button sends {email, username} and no password.
+    let reply = app
+        .post(
+            "/login/",
+            json!({"email": "guest@videoflix.com", "username": "guest"}),
+        )
+        .await
+        .expect(200);
+    let token = reply.body["token"].as_str().expect("token").to_owned();
+    let email = reply.body["email"].as_str().expect("email").to_owned();
+    assert!(
+        email.starts_with("videoflix-") && email.ends_with("@guest.videoflix.com"),
+        "{email}"
+    );
+    assert_eq!(reply.body["is_guest"], true);
+    let user_id = reply.body["user_id"].as_i64().expect("id");
+    app.get_auth("/api/me/", &token).await.expect(200);
+
+    // Any password works for the guest e-mail too, and each click is a new guest.
+    let other = app
+        .post(
+            "/login/",
+            json!({"email": "Guest@Videoflix.com", "password": "whatever"}),
+        )
+        .await
+        .expect(200);
+    assert_ne!(other.body["email"], reply.body["email"]);
+    let third = app.post("/guest-login/", json!({})).await.expect(200);
+    assert_eq!(third.body["is_guest"], true);
+
+    // Logout deletes the guest: 204, token dead, account gone.
+    let bye = app
+        .call(Method::DELETE, "/logout", None, Some(&token))
+        .await
+        .expect(204);
+    assert!(bye.text.is_empty());
+    app.get_auth("/api/me/", &token)
+        .await
+        .expect_error(401, "token");
+    let gone = app
+        .services
+        .store
+        .user_by_id(videoflix::domain::UserId(user_id))
+        .await
+        .expect("query");
+    assert!(gone.is_none());
+
+    // Guests cannot reset a password (no mail), and old guests are purged.
+    app.post("/reset-password/", json!({"email": email}))
+        .await
+        .expect(200);
+    let purged = app
+        .services
+        .store
+        .purge_guests(videoflix::store::Timestamp::now().plus_secs(1))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2);
+    assert!(app.mail.all().is_empty());
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn password_reset_works_once_and_ends_every_session(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = "reset@example.com";
+    let old_token = app.active_user(email, PASSWORD).await;
+
+    // Same answer for an unknown e-mail, and no mail for it.
+    let known = app
+        .post("/reset-password/", json!({"email": email}))
+        .await
+        .expect(200);
+    let unknown = app
+        .post("/reset-password", json!({"email": "nobody@example.com"}))
+        .await
+        .expect(200);
+    assert_eq!(known.body, unknown.body);
+    app.post("/reset-password/", json!({"email": "bad"}))
+        .await
+        .expect_error(400, "email");
+
+    let mail = app.mail.wait_for(email, 2).await;
+    assert_eq!(mail.subject(), "Reset your password");
+    let (uid, token) = mail.link_parts("reset-password");
+
+    // Weak or mismatched passwords are refused, naming the field; the link survives.
+    app.post(
+        "/new-password/",
+        json!({"uid": uid, "token": token, "new_password": "123", "confirm_new_password": "123"}),
+    )
+    .await
+    .expect_error(400, "password");
+    app.post(
+        "/new-password/",
+        json!({"uid": uid, "token": token, "new_password": "Brand-New-Pass-42", "confirm_new_password": "Other-Pass-42x"}),
+    )
+    .await
+    .expect_error(400, "password");
+
+    let new_password = "Brand-New-Pass-42";
+    app.post(
+        "/new-password/",
+        json!({"uid": uid, "token": token, "new_password": new_password, "confirm_new_password": new_password}),
+    )
+    .await
+    .expect(200);
+
+    // Old sessions are revoked, the old password is dead, the new one works.
+    app.get_auth("/api/me/", &old_token)
+        .await
+        .expect_error(401, "token");
+    app.post("/login/", json!({"email": email, "password": PASSWORD}))
+        .await
+        .expect_error(401, "credentials");
+    app.login(email, new_password).await;
+
+    // The link cannot be used again.
+    app.post(
+        "/new-password/",
+        json!({"uid": uid, "token": token, "new_password": "Third-Pass-777", "confirm_new_password": "Third-Pass-777"}),
+    )
+    .await
+    .expect_error(400, "token");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn reusing_a_spent_refresh_token_revokes_the_session(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.active_user("rot@example.com", PASSWORD).await;
+    let pair = app
+        .post(
+            "/jwt/",
+            json!({"email": "rot@example.com", "password": PASSWORD}),
+        )
+        .await
+        .expect(200);
+    let first = pair.body["refresh"].as_str().expect("refresh").to_owned();
+    let next = app
+        .post("/jwt/refresh/", json!({"refresh": first}))
+        .await
+        .expect(200);
+    let second = next.body["refresh"].as_str().expect("refresh").to_owned();
+    let access = next.body["access"].as_str().expect("access").to_owned();
+
+    // Replay of the spent token: refused, and the whole family dies.
+    app.post("/jwt/refresh/", json!({"refresh": first}))
+        .await
+        .expect_error(401, "token");
+    app.post("/jwt/refresh/", json!({"refresh": second}))
+        .await
+        .expect_error(401, "token");
+    app.get_auth("/api/me/", &access)
+        .await
+        .expect_error(401, "token");
+
+    app.post("/jwt/refresh/", json!({"refresh": "garbage"}))
+        .await
+        .expect_error(401, "token");
+    app.post("/jwt/refresh/", json!({}))
+        .await
+        .expect_error(400, "token");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn protected_paths_reject_missing_malformed_and_forged_tokens(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.call(Method::GET, "/api/me/", None, None)
+        .await
+        .expect_error(401, "token");
+    app.call(Method::DELETE, "/logout/", None, None)
+        .await
+        .expect_error(401, "token");
+    for header in [
+        "Token",
+        "Basic abc",
+        "Bearer not.a.jwt",
+        "Token eyJhbGciOiJIUzI1NiJ9.e30.x",
+    ] {
+        let response = app
+            .http
+            .get(format!("{}/api/me/", app.base))
+            .header("authorization", header)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401, "{header}");
+    }
+    // A token signed with another secret.
+    let other = videoflix::security::Tokens::new("another-secret-another-secret-xyz", 60);
+    let forged = other
+        .issue_access(videoflix::domain::UserId(1), "nope")
+        .expect("sign");
+    app.get_auth("/api/me/", &forged)
+        .await
+        .expect_error(401, "token");
+
+    // Bad profile input is refused, naming the field.
+    let token = app.active_user("me@example.com", PASSWORD).await;
+    app.call(
+        Method::PATCH,
+        "/api/me/",
+        Some(json!({"phone": "call me maybe"})),
+        Some(&token),
+    )
+    .await
+    .expect_error(400, "phone");
+    app.call(
+        Method::PATCH,
+        "/api/me/",
+        Some(json!({"address": "x".repeat(300)})),
+        Some(&token),
+    )
+    .await
+    .expect_error(400, "address");
+    // Unknown paths and methods answer JSON too.
+    app.call(Method::GET, "/nope/", None, None)
+        .await
+        .expect_error(404, "not_found");
+    app.call(Method::GET, "/login/", None, None)
+        .await
+        .expect_error(405, "request");
+}

@@ -1,0 +1,9 @@
+//! API stories: the real server, driven over REST and gRPC, on both backends.
+
+mod accounts_grpc;
+mod accounts_rest;
+mod contract;
+mod helpers;
+mod platform;
+mod store;
+mod throttling;

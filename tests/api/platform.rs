@@ -1,0 +1,271 @@
+//! What every client sees around the services: reflection, health, readiness, CORS, gRPC-web
+//! and the API documentation pages.
+
+use rstest::rstest;
+use tokio_stream::StreamExt as _;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::helpers::{Backend, spawn_app};
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_both_services(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let channel = tonic::transport::Channel::from_shared(app.base.clone())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = stream.next().await.expect("one answer").expect("ok");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "videoflix.v1.AuthService",
+        "videoflix.v1.VideoService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+    }
+
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "videoflix.v1.AuthService".into(),
+            ),
+        ),
+    };
+    let mut stream = alpha
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection v1alpha")
+        .into_inner();
+    let response = stream.next().await.expect("one answer").expect("ok");
+    assert!(matches!(
+        response.message_response,
+        Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn health_and_readiness_answer(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let channel = tonic::transport::Channel::from_shared(app.base.clone())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    for service in ["", "videoflix.v1.AuthService", "videoflix.v1.VideoService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    for path in ["/healthz", "/healthz/"] {
+        let reply = app
+            .call(reqwest::Method::GET, path, None, None)
+            .await
+            .expect(200);
+        assert_eq!(reply.body["status"], "ok");
+    }
+    let ready = app
+        .call(reqwest::Method::GET, "/readyz", None, None)
+        .await
+        .expect(200);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["database"]["ok"], true);
+    assert_eq!(ready.body["redis"]["configured"], backend == Backend::Real);
+}
+
+#[tokio::test]
+async fn cors_preflights_and_errors_carry_the_headers() {
+    let app = spawn_app(Backend::Embedded).await;
+    for (path, method) in [
+        ("/login/", "POST"),
+        ("/logout", "DELETE"),
+        ("/api/me/", "PATCH"),
+        ("/videoflix.v1.AuthService/GuestLogin", "POST"),
+    ] {
+        let response = app
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.base))
+            .header("origin", "http://localhost:4200")
+            .header("access-control-request-method", method)
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,x-grpc-web",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        let headers = response.headers();
+        assert_eq!(
+            headers["access-control-allow-origin"],
+            "http://localhost:4200"
+        );
+        let methods = headers["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .to_lowercase();
+        for m in ["get", "post", "put", "patch", "delete"] {
+            assert!(methods.contains(m), "{methods}");
+        }
+        let allowed = headers["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .to_lowercase();
+        assert!(
+            allowed.contains("authorization") && allowed.contains("content-type"),
+            "{allowed}"
+        );
+    }
+    // The frontend origin from FRONTEND_URL is allowed too; strangers are not.
+    let response = app
+        .http
+        .get(format!("{}/api/me/", app.base))
+        .header("origin", "http://frontend.test")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://frontend.test"
+    );
+    let response = app
+        .http
+        .get(format!("{}/api/me/", app.base))
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn grpc_web_calls_work_over_http1() {
+    let app = spawn_app(Backend::Embedded).await;
+    // One gRPC-web data frame holding an empty GuestLoginRequest.
+    let response = app
+        .http
+        .post(format!("{}/videoflix.v1.AuthService/GuestLogin", app.base))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("origin", "http://localhost:4200")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .expect("grpc-web");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:4200"
+    );
+    let body = response.bytes().await.expect("body");
+    assert_eq!(body[0], 0, "first frame is data");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("grpc-status:0"), "{text}");
+    assert!(text.contains("guest.videoflix.com"), "{text}");
+}
+
+#[tokio::test]
+async fn api_docs_are_served_locally() {
+    let app = spawn_app(Backend::Embedded).await;
+    let spec = app
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200);
+    assert_eq!(spec.body["info"]["title"], "Videoflix API");
+    assert!(spec.body["paths"]["/login/"]["post"].is_object());
+    assert!(spec.body["components"]["securitySchemes"]["token"].is_object());
+
+    for path in ["/swagger/", "/swagger", "/redoc/", "/redoc"] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("docs");
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{path}"
+        );
+        let text = response.text().await.expect("html");
+        assert!(
+            !text.contains("cdn.") && !text.contains("unpkg") && !text.contains("googleapis"),
+            "{path} references a CDN"
+        );
+    }
+    let swagger = app
+        .http
+        .get(format!("{}/swagger/", app.base))
+        .send()
+        .await
+        .expect("swagger");
+    assert!(swagger.text().await.expect("html").contains("swagger-ui"));
+    let init = app
+        .http
+        .get(format!("{}/swagger/swagger-initializer.js", app.base))
+        .send()
+        .await
+        .expect("init");
+    assert!(init.text().await.expect("js").contains("/openapi.json"));
+    let bundle = app
+        .http
+        .get(format!("{}/redoc/redoc.standalone.js", app.base))
+        .send()
+        .await
+        .expect("bundle");
+    assert_eq!(bundle.status(), 200);
+    assert!(bundle.bytes().await.expect("js").len() > 1_000_000);
+}

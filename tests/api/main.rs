@@ -2,6 +2,7 @@
 
 mod accounts_grpc;
 mod accounts_rest;
+mod cli;
 mod contract;
 mod helpers;
 mod platform;

@@ -1,0 +1,86 @@
+# Shared helpers of scripts/serve.sh and scripts/test.sh: install only what is missing.
+# shellcheck shell=bash
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+BUF_VERSION="1.75.0"
+TOOLS_DIR="${VIDEOFLIX_TOOLS_DIR:-$HOME/.cache/videoflix-tools}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+apt_updated=0
+# Installs the Debian/Ubuntu packages given that are not installed yet.
+need_packages() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing system packages: ${missing[*]}"
+        if [ "$apt_updated" -eq 0 ]; then
+            $SUDO apt-get update -qq
+            apt_updated=1
+        fi
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+# Rust must be there (the README assumes it); FFmpeg's dev libraries and a C toolchain come
+# from apt.
+ensure_build_deps() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: Rust is required (https://rustup.rs), then run this again" >&2
+        exit 1
+    fi
+    need_packages build-essential pkg-config clang libclang-dev ffmpeg \
+        libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev \
+        libswscale-dev libswresample-dev
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# PostgreSQL and Redis for the tests of the real backends: use the running servers, or install
+# and start local ones.
+ensure_test_services() {
+    if ! port_open 5432; then
+        need_packages postgresql
+        log "starting PostgreSQL"
+        local version
+        version="$(ls /etc/postgresql | sort -V | tail -n1)"
+        $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || $SUDO pg_ctlcluster "$version" main start
+        for _ in $(seq 1 30); do port_open 5432 && break; sleep 1; done
+        # A freshly installed cluster has password auth on TCP: give the test user one.
+        $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
+        export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+    fi
+    if ! port_open 6379; then
+        need_packages redis-server
+        log "starting Redis"
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+        for _ in $(seq 1 30); do port_open 6379 && break; sleep 1; done
+    fi
+}
+
+# The Buf CLI (lint, `buf curl`), from npm, into a tools folder outside the repository.
+ensure_buf() {
+    if ! command -v npm >/dev/null 2>&1; then
+        need_packages nodejs npm
+    fi
+    BUF="$TOOLS_DIR/node_modules/.bin/buf"
+    if ! [ -x "$BUF" ] || ! "$BUF" --version 2>/dev/null | grep -qx "$BUF_VERSION"; then
+        log "installing buf $BUF_VERSION"
+        mkdir -p "$TOOLS_DIR"
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "@bufbuild/buf@$BUF_VERSION" >/dev/null
+    fi
+    export BUF
+}
+
+# A random JWT secret in .env on first run, so the server starts without --dev and tokens
+# survive restarts.
+ensure_jwt_secret() {
+    if [ -z "${JWT_SECRET:-}" ] && ! grep -qs '^JWT_SECRET=.\+' .env; then
+        log "writing a random JWT_SECRET to .env"
+        printf 'JWT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .env
+    fi
+}

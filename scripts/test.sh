@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, and the
+# whole test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+ensure_build_deps
+ensure_test_services
+ensure_buf
+
+log "buf lint"
+"$BUF" lint
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+log "cargo test"
+cargo test --locked --workspace "$@"

@@ -137,6 +137,14 @@ pub struct Settings {
     #[arg(long, env = "THROTTLE_USER_DAY", default_value = "1000/day")]
     pub throttle_user_day: Rate,
 
+    /// Cache catalog lists (Redis when configured, else in process).
+    #[arg(long, env = "CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cache_enabled: bool,
+
+    /// Seconds a cached catalog list lives (writes invalidate it at once anyway).
+    #[arg(long, env = "CACHE_TTL", default_value_t = 900)]
+    pub cache_ttl: u64,
+
     /// Trust `X-Forwarded-For` for the client address (only behind a reverse proxy).
     #[arg(long, env = "TRUST_PROXY_HEADERS")]
     pub trust_proxy_headers: bool,

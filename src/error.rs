@@ -87,15 +87,14 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-/// The frontend's error category (`{"type": [...]}`) of a request field.
-fn field_type(field: &str) -> &'static str {
+/// The frontend's error category (`{"type": [...]}`) of a request field: the legacy categories
+/// for the account fields, the field's own name otherwise.
+fn field_type(field: &'static str) -> &'static str {
     match field {
         "email" => "email",
         "password" | "confirm_password" | "new_password" | "confirm_new_password" => "password",
         "uid" | "token" | "refresh" | "refresh_token" => "token",
-        "phone" => "phone",
-        "address" => "address",
-        _ => "request",
+        other => other,
     }
 }
 

@@ -9,13 +9,14 @@ use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    cache::Cache,
     config::Settings,
     grpc::{self, AuthGrpc, VideoGrpc, pb},
     kv::Redis,
     mail::Mailer,
     ratelimit::RateLimiter,
     security::Tokens,
-    service::Accounts,
+    service::{Accounts, Catalog, VideoLimits},
     store::Store,
     web,
 };
@@ -30,6 +31,8 @@ pub struct Services {
     pub redis: Option<Redis>,
     /// Account use cases.
     pub accounts: Accounts,
+    /// Catalog use cases.
+    pub catalog: Catalog,
 }
 
 impl Services {
@@ -56,11 +59,29 @@ impl Services {
         )
         .await?;
         let tokens = Tokens::new(settings.signing_secret(), settings.access_token_ttl);
+        let cache_ttl = Duration::from_secs(settings.cache_ttl.max(1));
+        let cache = match (&redis, settings.cache_enabled) {
+            (_, false) => Cache::disabled(),
+            (Some(redis), true) => Cache::redis(redis.clone(), cache_ttl),
+            (None, true) => Cache::memory(cache_ttl, 10_000),
+        };
+        let catalog = Catalog::new(
+            store.clone(),
+            cache,
+            limiter.clone(),
+            VideoLimits {
+                anon: settings.throttle_anon,
+                user: settings.throttle_user,
+                user_day: settings.throttle_user_day,
+            },
+            settings.media_dir.clone(),
+        );
         let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter);
         Ok(Self {
             store,
             redis,
             accounts,
+            catalog,
         })
     }
 }
@@ -96,7 +117,12 @@ impl Application {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         let auth = AuthGrpc::new(services.accounts.clone(), settings.trust_proxy_headers);
-        let video = VideoGrpc::new(services.accounts.clone());
+        let video = VideoGrpc::new(
+            services.accounts.clone(),
+            services.catalog.clone(),
+            settings.public_url.clone(),
+            settings.trust_proxy_headers,
+        );
         let routes = Routes::new(pb::auth_service_server::AuthServiceServer::new(auth))
             .add_service(pb::video_service_server::VideoServiceServer::new(video))
             .add_service(health_service)

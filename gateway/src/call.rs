@@ -69,6 +69,12 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    pub(crate) fn video(&self) -> pb::video_service_client::VideoServiceClient<crate::GrpcService> {
+        pb::video_service_client::VideoServiceClient::new(self.grpc.clone())
+    }
+}
+
 /// A JSON body whose rejection uses the API's error shape.
 pub(crate) struct ApiJson<T>(pub T);
 

@@ -204,3 +204,187 @@ pub struct UpdateMeBody {
     #[serde(default)]
     pub address: Option<String>,
 }
+
+/// A video as the REST API shows it (the original's field names).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct VideoDto {
+    /// Numeric id.
+    pub id: i64,
+    /// Title (≤ 150 characters).
+    pub title: String,
+    /// Description (≤ 1000 characters).
+    pub description: String,
+    /// Author (≤ 150 characters).
+    pub author: String,
+    /// `documentary`, `action`, `horror`, `drama`, `technic` or null.
+    #[schema(example = "drama")]
+    pub genre: Option<String>,
+    /// `french`, `english`, `german` or null.
+    #[schema(example = "english")]
+    pub language: Option<String>,
+    /// Upload time, RFC 3339.
+    pub uploaded_at: String,
+    /// Last change, RFC 3339.
+    pub updated_at: String,
+    /// The uploader, null once their account is gone.
+    pub uploaded_by: Option<UserDto>,
+    /// Whether the caller marked this video as a favorite.
+    pub is_favorite: bool,
+    /// Duration in seconds (0 until processed).
+    pub duration: f64,
+    /// Original file URL or "".
+    pub video_file: String,
+    /// Poster image URL or "".
+    pub poster: String,
+    /// Preview-thumbnails WebVTT URL or "".
+    pub vtt_file: String,
+    /// 360p MP4 URL or "".
+    pub video_file_hd360: String,
+    /// 480p MP4 URL or "".
+    pub video_file_hd480: String,
+    /// 720p MP4 URL or "".
+    pub video_file_hd720: String,
+    /// 1080p MP4 URL or "".
+    pub video_file_hd1080: String,
+    /// HLS master playlist URL or "".
+    pub hls: String,
+    /// `pending`, `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Why processing failed, else "".
+    pub status_reason: String,
+    /// The caller's playback position in seconds.
+    pub progress: f64,
+}
+
+/// Writable video fields (POST/PUT: all, missing = empty; PATCH: only those present; `null`
+/// clears genre or language).
+/// Documentation only: handlers read the body as a JSON map, to tell an absent field (keep) from
+/// `null` (clear).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct VideoWriteBody {
+    /// Title, 1–150 characters.
+    #[schema(example = "Big Buck Bunny")]
+    pub title: Option<String>,
+    /// Description, up to 1000 characters.
+    pub description: Option<String>,
+    /// Author, up to 150 characters.
+    pub author: Option<String>,
+    /// `documentary`, `action`, `horror`, `drama`, `technic` or null.
+    pub genre: Option<String>,
+    /// `french`, `english`, `german` or null.
+    pub language: Option<String>,
+}
+
+/// A DRF-style page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoPageDto {
+    /// Matching videos in total.
+    pub count: i64,
+    /// URL of the next page, or null.
+    pub next: Option<String>,
+    /// URL of the previous page, or null.
+    pub previous: Option<String>,
+    /// This page.
+    pub results: Vec<VideoDto>,
+}
+
+/// `PUT /api/videos/{id}/progress/`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProgressBody {
+    /// Playback position in seconds (`position_seconds` is accepted too).
+    #[serde(default, alias = "position_seconds")]
+    pub position: Option<f64>,
+}
+
+/// Answer of `PUT /api/videos/{id}/progress/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressDto {
+    /// The video.
+    pub video_id: i64,
+    /// Stored position in seconds.
+    pub position: f64,
+    /// When it was stored, RFC 3339.
+    pub updated_at: String,
+}
+
+/// Videos per genre.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategorizedDto {
+    /// Drama.
+    pub drama: Vec<VideoDto>,
+    /// Documentary.
+    pub documentary: Vec<VideoDto>,
+    /// Technic.
+    pub technic: Vec<VideoDto>,
+    /// Horror.
+    pub horror: Vec<VideoDto>,
+    /// Action.
+    pub action: Vec<VideoDto>,
+}
+
+/// RFC 3339 text of a protobuf timestamp.
+pub(crate) fn rfc3339(ts: Option<prost_types::Timestamp>) -> String {
+    ts.and_then(|t| {
+        chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+    })
+    .map(|dt| dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    .unwrap_or_default()
+}
+
+/// Wire name of a genre enum value, or None.
+pub(crate) fn genre_name(value: i32) -> Option<String> {
+    match pb::Genre::try_from(value).ok()? {
+        pb::Genre::Unspecified => None,
+        g => Some(g.as_str_name().trim_start_matches("GENRE_").to_lowercase()),
+    }
+}
+
+/// Wire name of a language enum value, or None.
+pub(crate) fn language_name(value: i32) -> Option<String> {
+    match pb::Language::try_from(value).ok()? {
+        pb::Language::Unspecified => None,
+        l => Some(
+            l.as_str_name()
+                .trim_start_matches("LANGUAGE_")
+                .to_lowercase(),
+        ),
+    }
+}
+
+impl From<pb::Video> for VideoDto {
+    fn from(v: pb::Video) -> Self {
+        let media = v.media.unwrap_or_default();
+        let status = match pb::VideoStatus::try_from(v.status) {
+            Ok(pb::VideoStatus::Unspecified) | Err(_) => String::new(),
+            Ok(s) => s
+                .as_str_name()
+                .trim_start_matches("VIDEO_STATUS_")
+                .to_lowercase(),
+        };
+        Self {
+            id: v.id,
+            title: v.title,
+            description: v.description,
+            author: v.author,
+            genre: genre_name(v.genre),
+            language: language_name(v.language),
+            uploaded_at: rfc3339(v.uploaded_at),
+            updated_at: rfc3339(v.updated_at),
+            uploaded_by: v.uploaded_by.map(UserDto::from),
+            is_favorite: v.is_favorite,
+            duration: v.duration_seconds,
+            video_file: media.original_url,
+            poster: media.poster_url,
+            vtt_file: media.thumbnails_vtt_url,
+            video_file_hd360: media.hd360_url,
+            video_file_hd480: media.hd480_url,
+            video_file_hd720: media.hd720_url,
+            video_file_hd1080: media.hd1080_url,
+            hls: media.hls_url,
+            status,
+            status_reason: v.status_reason,
+            progress: v.progress_seconds,
+        }
+    }
+}

@@ -55,6 +55,16 @@ impl ApiError {
         }
     }
 
+    /// A 400 naming one invalid request field (its name is also the `type`).
+    pub fn field(field: &str, message: &str) -> Self {
+        let mut error = Self::new(StatusCode::BAD_REQUEST, field, message);
+        error
+            .body
+            .fields
+            .insert(field.to_owned(), vec![message.to_owned()]);
+        error
+    }
+
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         self.status

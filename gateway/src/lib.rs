@@ -103,7 +103,8 @@ fn normalize_path(mut request: Request<Body>) -> Request<Body> {
     modifiers(&SecurityAddon),
     tags(
         (name = "auth", description = "Registration, activation, login, tokens, password reset"),
-        (name = "me", description = "The caller's profile"),
+        (name = "me", description = "The caller's profile, favorites and watch progress"),
+        (name = "videos", description = "The catalog: list, search, filter, recent, by genre; admin writes"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -6,12 +6,14 @@ mod password;
 mod profile;
 mod rate;
 mod user;
+mod video;
 
 pub use email::Email;
 pub use password::{Password, PasswordError};
 pub use profile::{Address, Phone};
 pub use rate::Rate;
 pub use user::{Uid, UserId};
+pub use video::{Genre, Language, Ordering, PageToken, RawVideoMeta, VideoMeta, VideoStatus};
 
 /// A value a client sent that does not parse; names the field and says what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,39 +1,259 @@
-//! `videoflix.v1.VideoService`. The contract is complete; the catalog, upload and streaming use
-//! cases land with their own issues. Until then every RPC authenticates the caller (so clients
-//! can already rely on UNAUTHENTICATED) and answers UNIMPLEMENTED.
+//! `videoflix.v1.VideoService`: the catalog, favorites and watch progress. Upload, streaming and
+//! transcoding status belong to the media pipeline and answer UNIMPLEMENTED until it lands.
 
 use std::pin::Pin;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use url::Url;
 
 use super::{
-    context::caller,
+    context::{bearer, client},
     pb::{self, video_service_server::VideoService},
 };
-use crate::service::Accounts;
+use crate::{
+    domain::{
+        FieldError, Genre, Language, Ordering, PageToken, RawVideoMeta, VideoMeta, VideoStatus,
+    },
+    error::AppError,
+    service::{
+        Accounts, Caller, Catalog, DEFAULT_PAGE_SIZE, ListRequest, MAX_PAGE_SIZE, Paging,
+        VideoPatch, VideoView,
+    },
+    store::{Timestamp, VideoFilter},
+};
 
-/// gRPC face of the catalog.
+/// gRPC face of [`Catalog`].
 #[derive(Clone)]
 pub struct VideoGrpc {
     accounts: Accounts,
+    catalog: Catalog,
+    public_url: Url,
+    trust_proxy: bool,
 }
 
 impl VideoGrpc {
-    /// Serves the catalog, authenticating through `accounts`.
-    pub fn new(accounts: Accounts) -> Self {
-        Self { accounts }
+    /// Serves `catalog`, authenticating through `accounts`; media URLs start at `public_url`.
+    pub fn new(accounts: Accounts, catalog: Catalog, public_url: Url, trust_proxy: bool) -> Self {
+        Self {
+            accounts,
+            catalog,
+            public_url,
+            trust_proxy,
+        }
     }
 
-    async fn not_yet<T, R>(&self, request: &Request<T>, rpc: &str) -> Result<R, Status> {
-        caller(&self.accounts, request).await?;
-        Err(Status::unimplemented(format!(
-            "VideoService.{rpc} is not available on this server yet"
-        )))
+    /// Authenticates and throttles: anonymous (or bad-token) calls per address, users per user.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let authenticated = match bearer(request.metadata()) {
+            Ok(token) => self.accounts.authenticate(token).await,
+            Err(e) => Err(e),
+        };
+        match authenticated {
+            Ok(caller) => {
+                self.catalog.throttle_user(&caller).await?;
+                Ok(caller)
+            }
+            Err(e) => {
+                self.catalog
+                    .throttle_anonymous(client(request, self.trust_proxy))
+                    .await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn media_url(&self, path: &str) -> String {
+        if path.is_empty() {
+            return String::new();
+        }
+        self.public_url
+            .join(&format!("media/{path}"))
+            .map(String::from)
+            .unwrap_or_default()
+    }
+
+    fn video_pb(&self, view: VideoView) -> pb::Video {
+        let r = view.record;
+        let status = match r.status.parse::<VideoStatus>() {
+            Ok(VideoStatus::Pending) => pb::VideoStatus::Pending,
+            Ok(VideoStatus::Processing) => pb::VideoStatus::Processing,
+            Ok(VideoStatus::Ready) => pb::VideoStatus::Ready,
+            Ok(VideoStatus::Failed) => pb::VideoStatus::Failed,
+            Err(()) => pb::VideoStatus::Unspecified,
+        };
+        pb::Video {
+            id: r.id,
+            genre: genre_pb(r.genre()) as i32,
+            language: language_pb(r.language()) as i32,
+            uploaded_by: r.uploaded_by.map(|id| pb::User {
+                id,
+                email: r.uploader_email.clone().unwrap_or_default(),
+                phone: r.uploader_phone.clone().unwrap_or_default(),
+                address: r.uploader_address.clone().unwrap_or_default(),
+                is_guest: false,
+                is_superuser: false,
+            }),
+            uploaded_at: Some(timestamp_pb(r.uploaded_at)),
+            updated_at: Some(timestamp_pb(r.updated_at)),
+            duration_seconds: r.duration,
+            status: status as i32,
+            status_reason: r.status_reason.clone(),
+            is_favorite: view.is_favorite,
+            progress_seconds: view.progress,
+            media: Some(pb::VideoMedia {
+                original_url: self.media_url(&r.video_file),
+                poster_url: self.media_url(&r.poster),
+                thumbnails_vtt_url: self.media_url(&r.vtt_file),
+                hd360_url: self.media_url(&r.hd360),
+                hd480_url: self.media_url(&r.hd480),
+                hd720_url: self.media_url(&r.hd720),
+                hd1080_url: self.media_url(&r.hd1080),
+                hls_url: self.media_url(&r.hls),
+            }),
+            title: r.title,
+            description: r.description,
+            author: r.author,
+        }
+    }
+
+    fn videos_pb(&self, views: Vec<VideoView>) -> Vec<pb::Video> {
+        views.into_iter().map(|v| self.video_pb(v)).collect()
     }
 }
 
+fn genre_pb(genre: Option<Genre>) -> pb::Genre {
+    match genre {
+        None => pb::Genre::Unspecified,
+        Some(Genre::Documentary) => pb::Genre::Documentary,
+        Some(Genre::Action) => pb::Genre::Action,
+        Some(Genre::Horror) => pb::Genre::Horror,
+        Some(Genre::Drama) => pb::Genre::Drama,
+        Some(Genre::Technic) => pb::Genre::Technic,
+    }
+}
+
+fn language_pb(language: Option<Language>) -> pb::Language {
+    match language {
+        None => pb::Language::Unspecified,
+        Some(Language::French) => pb::Language::French,
+        Some(Language::English) => pb::Language::English,
+        Some(Language::German) => pb::Language::German,
+    }
+}
+
+fn genre_from_pb(value: i32) -> Result<Option<Genre>, FieldError> {
+    match pb::Genre::try_from(value) {
+        Ok(pb::Genre::Unspecified) => Ok(None),
+        Ok(pb::Genre::Documentary) => Ok(Some(Genre::Documentary)),
+        Ok(pb::Genre::Action) => Ok(Some(Genre::Action)),
+        Ok(pb::Genre::Horror) => Ok(Some(Genre::Horror)),
+        Ok(pb::Genre::Drama) => Ok(Some(Genre::Drama)),
+        Ok(pb::Genre::Technic) => Ok(Some(Genre::Technic)),
+        Err(_) => Err(FieldError::new("genre", format!("Unknown genre {value}."))),
+    }
+}
+
+fn language_from_pb(value: i32) -> Result<Option<Language>, FieldError> {
+    match pb::Language::try_from(value) {
+        Ok(pb::Language::Unspecified) => Ok(None),
+        Ok(pb::Language::French) => Ok(Some(Language::French)),
+        Ok(pb::Language::English) => Ok(Some(Language::English)),
+        Ok(pb::Language::German) => Ok(Some(Language::German)),
+        Err(_) => Err(FieldError::new(
+            "language",
+            format!("Unknown language {value}."),
+        )),
+    }
+}
+
+fn timestamp_pb(ts: Timestamp) -> prost_types::Timestamp {
+    let micros = ts.micros();
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+    }
+}
+
+fn micros_from_pb(ts: Option<&prost_types::Timestamp>) -> Option<i64> {
+    ts.map(|t| {
+        t.seconds
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(t.nanos) / 1000)
+    })
+}
+
+/// Page size: 0 → default, above the maximum → the maximum, negative → error.
+fn page_size(raw: i32) -> Result<i64, FieldError> {
+    match i64::from(raw) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(FieldError::new(
+            "page_size",
+            "The page size must not be negative.",
+        )),
+        n => Ok(n.min(MAX_PAGE_SIZE)),
+    }
+}
+
+fn search(raw: &str) -> Result<Option<String>, FieldError> {
+    let value = raw.trim().to_lowercase();
+    if value.chars().count() > 100 {
+        return Err(FieldError::new(
+            "search",
+            "The search text is longer than 100 characters.",
+        ));
+    }
+    Ok(Some(value).filter(|v| !v.is_empty()))
+}
+
+fn positive_id(id: i64, field: &'static str) -> Result<i64, FieldError> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(FieldError::new(field, "A positive video id is required."))
+    }
+}
+
+/// Offset paging for the small per-user lists, as an opaque token.
+fn offset_token(offset: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("o|{offset}"))
+}
+
+fn offset_from_token(raw: &str) -> Result<i64, FieldError> {
+    if raw.is_empty() {
+        return Ok(0);
+    }
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.strip_prefix("o|").and_then(|n| n.parse::<i64>().ok()))
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| FieldError::new("page_token", "Invalid page token."))
+}
+
+fn meta_from_pb(meta: Option<pb::VideoMetadata>) -> Result<VideoMeta, AppError> {
+    let meta = meta.unwrap_or_default();
+    let genre = genre_from_pb(meta.genre)?;
+    let language = language_from_pb(meta.language)?;
+    VideoMeta::parse(&RawVideoMeta {
+        title: &meta.title,
+        description: &meta.description,
+        author: &meta.author,
+        genre: genre.map_or("", Genre::as_str),
+        language: language.map_or("", Language::as_str),
+    })
+    .map_err(AppError::Validation)
+}
+
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn pipeline_not_yet(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "VideoService.{rpc} belongs to the media pipeline, which is not available on this server yet"
+    ))
+}
 
 #[tonic::async_trait]
 impl VideoService for VideoGrpc {
@@ -44,104 +264,311 @@ impl VideoService for VideoGrpc {
         &self,
         request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
-        self.not_yet(&request, "ListVideos").await
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let ordering = Ordering::parse(&r.ordering).map_err(AppError::from)?;
+        let paging = match (r.page_token.is_empty(), r.page) {
+            (true, 0) => Paging::Cursor(None),
+            (false, 0) => Paging::Cursor(Some(
+                PageToken::parse(&r.page_token, ordering).map_err(AppError::from)?,
+            )),
+            (true, n) if n > 0 => Paging::Number(i64::from(n)),
+            (true, _) => return Err(AppError::field("page", "Invalid page.").into()),
+            (false, _) => {
+                return Err(AppError::field("page", "Give page_token or page, not both.").into());
+            }
+        };
+        if r.uploaded_by < 0 {
+            return Err(AppError::field("uploaded_by", "Invalid user id.").into());
+        }
+        let filter = VideoFilter {
+            genre: genre_from_pb(r.genre).map_err(AppError::from)?,
+            language: language_from_pb(r.language).map_err(AppError::from)?,
+            uploaded_by: Some(r.uploaded_by).filter(|id| *id > 0),
+            favorites_of: None,
+            uploaded_after: micros_from_pb(r.uploaded_after.as_ref()),
+            updated_after: micros_from_pb(r.updated_after.as_ref()),
+            search: search(&r.search).map_err(AppError::from)?,
+        };
+        let page = self
+            .catalog
+            .list(
+                &caller,
+                ListRequest {
+                    filter,
+                    only_favorites: r.is_favorite,
+                    ordering,
+                    page_size: page_size(r.page_size).map_err(AppError::from)?,
+                    paging,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListVideosResponse {
+            next_page_token: page.next.map(|t| t.encode()).unwrap_or_default(),
+            total_size: page.total,
+            videos: self.videos_pb(page.videos),
+        }))
     }
 
     async fn get_video(
         &self,
         request: Request<pb::GetVideoRequest>,
     ) -> Result<Response<pb::GetVideoResponse>, Status> {
-        self.not_yet(&request, "GetVideo").await
+        let caller = self.caller(&request).await?;
+        let id = positive_id(request.get_ref().id, "id").map_err(AppError::from)?;
+        let view = self.catalog.get(&caller, id).await?;
+        Ok(Response::new(pb::GetVideoResponse {
+            video: Some(self.video_pb(view)),
+        }))
     }
 
     async fn list_recent_videos(
         &self,
         request: Request<pb::ListRecentVideosRequest>,
     ) -> Result<Response<pb::ListRecentVideosResponse>, Status> {
-        self.not_yet(&request, "ListRecentVideos").await
+        let caller = self.caller(&request).await?;
+        let exclude = Some(request.get_ref().to_exclude_id).filter(|id| *id > 0);
+        let views = self.catalog.recent(&caller, exclude).await?;
+        Ok(Response::new(pb::ListRecentVideosResponse {
+            videos: self.videos_pb(views),
+        }))
     }
 
     async fn list_categorized_videos(
         &self,
         request: Request<pb::ListCategorizedVideosRequest>,
     ) -> Result<Response<pb::ListCategorizedVideosResponse>, Status> {
-        self.not_yet(&request, "ListCategorizedVideos").await
+        let caller = self.caller(&request).await?;
+        let groups = self.catalog.categorized(&caller).await?;
+        Ok(Response::new(pb::ListCategorizedVideosResponse {
+            categories: groups
+                .into_iter()
+                .map(|(genre, views)| pb::GenreVideos {
+                    genre: genre_pb(Some(genre)) as i32,
+                    videos: self.videos_pb(views),
+                })
+                .collect(),
+        }))
     }
 
     async fn create_video(
         &self,
         request: Request<pb::CreateVideoRequest>,
     ) -> Result<Response<pb::CreateVideoResponse>, Status> {
-        self.not_yet(&request, "CreateVideo").await
+        let caller = self.caller(&request).await?;
+        let meta = meta_from_pb(request.into_inner().metadata)?;
+        let view = self.catalog.create(&caller, meta).await?;
+        Ok(Response::new(pb::CreateVideoResponse {
+            video: Some(self.video_pb(view)),
+        }))
     }
 
     async fn upload_video(
         &self,
         request: Request<Streaming<pb::UploadVideoRequest>>,
     ) -> Result<Response<pb::UploadVideoResponse>, Status> {
-        self.not_yet(&request, "UploadVideo").await
+        self.caller(&request).await?;
+        Err(pipeline_not_yet("UploadVideo"))
     }
 
     async fn update_video(
         &self,
         request: Request<pb::UpdateVideoRequest>,
     ) -> Result<Response<pb::UpdateVideoResponse>, Status> {
-        self.not_yet(&request, "UpdateVideo").await
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let id = positive_id(r.id, "id").map_err(AppError::from)?;
+        let meta = r.metadata.unwrap_or_default();
+        let genre = genre_from_pb(meta.genre).map_err(AppError::from)?;
+        let language = language_from_pb(meta.language).map_err(AppError::from)?;
+        let all = vec![
+            "title".to_owned(),
+            "description".to_owned(),
+            "author".to_owned(),
+            "genre".to_owned(),
+            "language".to_owned(),
+        ];
+        let paths = r
+            .update_mask
+            .map(|m| m.paths)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(all);
+        let mut patch = VideoPatch::default();
+        for path in &paths {
+            let path = path.strip_prefix("metadata.").unwrap_or(path);
+            match path {
+                "title" => patch.title = Some(meta.title.clone()),
+                "description" => patch.description = Some(meta.description.clone()),
+                "author" => patch.author = Some(meta.author.clone()),
+                "genre" => patch.genre = Some(genre.map_or("", Genre::as_str).to_owned()),
+                "language" => {
+                    patch.language = Some(language.map_or("", Language::as_str).to_owned());
+                }
+                other => {
+                    return Err(AppError::field(
+                        "update_mask",
+                        format!(
+                            "Unknown field {other:?}; updatable: title, description, author, \
+                             genre, language."
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        let view = self.catalog.update(&caller, id, patch).await?;
+        Ok(Response::new(pb::UpdateVideoResponse {
+            video: Some(self.video_pb(view)),
+        }))
     }
 
     async fn delete_video(
         &self,
         request: Request<pb::DeleteVideoRequest>,
     ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
-        self.not_yet(&request, "DeleteVideo").await
+        let caller = self.caller(&request).await?;
+        let id = positive_id(request.get_ref().id, "id").map_err(AppError::from)?;
+        self.catalog.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteVideoResponse {}))
     }
 
     async fn stream_video(
         &self,
         request: Request<pb::StreamVideoRequest>,
     ) -> Result<Response<Self::StreamVideoStream>, Status> {
-        self.not_yet(&request, "StreamVideo").await
+        self.caller(&request).await?;
+        Err(pipeline_not_yet("StreamVideo"))
     }
 
     async fn watch_transcode_status(
         &self,
         request: Request<pb::WatchTranscodeStatusRequest>,
     ) -> Result<Response<Self::WatchTranscodeStatusStream>, Status> {
-        self.not_yet(&request, "WatchTranscodeStatus").await
+        self.caller(&request).await?;
+        Err(pipeline_not_yet("WatchTranscodeStatus"))
     }
 
     async fn add_favorite(
         &self,
         request: Request<pb::AddFavoriteRequest>,
     ) -> Result<Response<pb::AddFavoriteResponse>, Status> {
-        self.not_yet(&request, "AddFavorite").await
+        let caller = self.caller(&request).await?;
+        let id = positive_id(request.get_ref().video_id, "video_id").map_err(AppError::from)?;
+        let view = self.catalog.add_favorite(&caller, id).await?;
+        Ok(Response::new(pb::AddFavoriteResponse {
+            video: Some(self.video_pb(view)),
+        }))
     }
 
     async fn remove_favorite(
         &self,
         request: Request<pb::RemoveFavoriteRequest>,
     ) -> Result<Response<pb::RemoveFavoriteResponse>, Status> {
-        self.not_yet(&request, "RemoveFavorite").await
+        let caller = self.caller(&request).await?;
+        let id = positive_id(request.get_ref().video_id, "video_id").map_err(AppError::from)?;
+        self.catalog.remove_favorite(&caller, id).await?;
+        Ok(Response::new(pb::RemoveFavoriteResponse {}))
     }
 
     async fn list_favorites(
         &self,
         request: Request<pb::ListFavoritesRequest>,
     ) -> Result<Response<pb::ListFavoritesResponse>, Status> {
-        self.not_yet(&request, "ListFavorites").await
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let ordering = Ordering::default();
+        let paging = if r.page_token.is_empty() {
+            Paging::Cursor(None)
+        } else {
+            Paging::Cursor(Some(
+                PageToken::parse(&r.page_token, ordering).map_err(AppError::from)?,
+            ))
+        };
+        let page = self
+            .catalog
+            .list(
+                &caller,
+                ListRequest {
+                    filter: VideoFilter::default(),
+                    only_favorites: true,
+                    ordering,
+                    page_size: page_size(r.page_size).map_err(AppError::from)?,
+                    paging,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListFavoritesResponse {
+            next_page_token: page.next.map(|t| t.encode()).unwrap_or_default(),
+            videos: self.videos_pb(page.videos),
+        }))
     }
 
     async fn update_watch_progress(
         &self,
         request: Request<pb::UpdateWatchProgressRequest>,
     ) -> Result<Response<pb::UpdateWatchProgressResponse>, Status> {
-        self.not_yet(&request, "UpdateWatchProgress").await
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let id = positive_id(r.video_id, "video_id").map_err(AppError::from)?;
+        let at = self
+            .catalog
+            .save_progress(&caller, id, r.position_seconds)
+            .await?;
+        Ok(Response::new(pb::UpdateWatchProgressResponse {
+            video_id: id,
+            position_seconds: r.position_seconds,
+            updated_at: Some(timestamp_pb(at)),
+        }))
     }
 
     async fn list_continue_watching(
         &self,
         request: Request<pb::ListContinueWatchingRequest>,
     ) -> Result<Response<pb::ListContinueWatchingResponse>, Status> {
-        self.not_yet(&request, "ListContinueWatching").await
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let size = page_size(r.page_size).map_err(AppError::from)?;
+        let offset = offset_from_token(&r.page_token).map_err(AppError::from)?;
+        let mut views = self
+            .catalog
+            .continue_watching(&caller, size + 1, offset)
+            .await?;
+        let next = if views.len() as i64 > size {
+            views.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            offset_token(offset + size)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListContinueWatchingResponse {
+            videos: self.videos_pb(views),
+            next_page_token: next,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_convert_exactly() {
+        let ts = Timestamp::from_micros(1_700_000_000_123_456);
+        let pb = timestamp_pb(ts);
+        assert_eq!((pb.seconds, pb.nanos), (1_700_000_000, 123_456_000));
+        assert_eq!(micros_from_pb(Some(&pb)), Some(ts.micros()));
+    }
+
+    #[test]
+    fn page_sizes_default_cap_and_reject_negatives() {
+        assert_eq!(page_size(0), Ok(DEFAULT_PAGE_SIZE));
+        assert_eq!(page_size(1000), Ok(MAX_PAGE_SIZE));
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn offset_tokens_round_trip() {
+        assert_eq!(offset_from_token(&offset_token(40)), Ok(40));
+        assert_eq!(offset_from_token(""), Ok(0));
+        assert!(offset_from_token("nope").is_err());
     }
 }

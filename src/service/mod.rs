@@ -1,5 +1,10 @@
 //! Use cases, independent of the transport: both gRPC and (through gRPC) REST call these.
 
 mod accounts;
+mod catalog;
 
 pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
+pub use catalog::{
+    Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
+    VideoPatch, VideoView,
+};

@@ -2,8 +2,6 @@
 //! the same SQL text (`$n` placeholders and `RETURNING` work on both), compiled once per backend
 //! by [`on_pool!`]; each backend keeps its own migrations under `migrations/`.
 
-mod timestamp;
-
 use std::{path::Path, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
@@ -42,6 +40,11 @@ macro_rules! on_pool {
         }
     };
 }
+
+mod timestamp;
+mod videos;
+
+pub use videos::{VideoFilter, VideoPage, VideoQuery, VideoRecord};
 
 /// A stored account.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -89,3 +89,15 @@ impl<'r> Decode<'r, Sqlite> for Timestamp {
         Ok(Self::from_micros(<i64 as Decode<Sqlite>>::decode(value)?))
     }
 }
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.micros())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        i64::deserialize(d).map(Self::from_micros)
+    }
+}

@@ -2,6 +2,7 @@
 
 mod accounts_grpc;
 mod accounts_rest;
+mod catalog;
 mod cli;
 mod contract;
 mod helpers;

@@ -2,6 +2,7 @@
 //! table of which gRPC method each REST operation calls (checked against the proto in tests).
 
 mod auth;
+mod videos;
 
 use axum::http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -62,58 +63,75 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("GET", "/api/me/", "videoflix.v1.AuthService/GetMe"),
     op("PATCH", "/api/me/", "videoflix.v1.AuthService/UpdateMe"),
+    op(
+        "GET",
+        "/api/videos/",
+        "videoflix.v1.VideoService/ListVideos",
+    ),
+    op(
+        "POST",
+        "/api/videos/",
+        "videoflix.v1.VideoService/CreateVideo",
+    ),
+    op(
+        "GET",
+        "/api/videos/{id}/",
+        "videoflix.v1.VideoService/GetVideo",
+    ),
+    op(
+        "PUT",
+        "/api/videos/{id}/",
+        "videoflix.v1.VideoService/UpdateVideo",
+    ),
+    op(
+        "PATCH",
+        "/api/videos/{id}/",
+        "videoflix.v1.VideoService/UpdateVideo",
+    ),
+    op(
+        "DELETE",
+        "/api/videos/{id}/",
+        "videoflix.v1.VideoService/DeleteVideo",
+    ),
+    op(
+        "GET",
+        "/api/videos/recent_videos/",
+        "videoflix.v1.VideoService/ListRecentVideos",
+    ),
+    op(
+        "GET",
+        "/api/videos/categorized_videos/",
+        "videoflix.v1.VideoService/ListCategorizedVideos",
+    ),
+    op(
+        "POST",
+        "/api/videos/{id}/favorite/",
+        "videoflix.v1.VideoService/AddFavorite",
+    ),
+    op(
+        "DELETE",
+        "/api/videos/{id}/favorite/",
+        "videoflix.v1.VideoService/RemoveFavorite",
+    ),
+    op(
+        "GET",
+        "/api/favorites/",
+        "videoflix.v1.VideoService/ListFavorites",
+    ),
+    op(
+        "PUT",
+        "/api/videos/{id}/progress/",
+        "videoflix.v1.VideoService/UpdateWatchProgress",
+    ),
+    op(
+        "GET",
+        "/api/continue-watching/",
+        "videoflix.v1.VideoService/ListContinueWatching",
+    ),
 ];
 
 /// RPCs with no REST operation yet, and why.
 pub const UNMAPPED_RPCS: &[(&str, &str)] = &[
-    (
-        "videoflix.v1.VideoService/ListVideos",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/GetVideo",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/ListRecentVideos",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/ListCategorizedVideos",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/CreateVideo",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/UpdateVideo",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/DeleteVideo",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/AddFavorite",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/RemoveFavorite",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/ListFavorites",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/UpdateWatchProgress",
-        "catalog REST lands with the catalog issue",
-    ),
-    (
-        "videoflix.v1.VideoService/ListContinueWatching",
-        "catalog REST lands with the catalog issue",
-    ),
     (
         "videoflix.v1.VideoService/UploadVideo",
         "REST uploads are multipart (media pipeline issue)",
@@ -142,6 +160,19 @@ pub(crate) fn router() -> OpenApiRouter<Gateway> {
         .routes(routes!(auth::reset_password))
         .routes(routes!(auth::new_password))
         .routes(routes!(auth::get_me, auth::update_me))
+        .routes(routes!(videos::list_videos, videos::create_video))
+        .routes(routes!(
+            videos::get_video,
+            videos::put_video,
+            videos::patch_video,
+            videos::delete_video
+        ))
+        .routes(routes!(videos::recent_videos))
+        .routes(routes!(videos::categorized_videos))
+        .routes(routes!(videos::add_favorite, videos::remove_favorite))
+        .routes(routes!(videos::list_favorites))
+        .routes(routes!(videos::put_progress))
+        .routes(routes!(videos::continue_watching))
 }
 
 /// JSON 404 for unknown paths.

@@ -1,0 +1,722 @@
+//! Catalog routes: `/api/videos/…`, favorites, progress and continue-watching.
+
+use axum::{
+    Json,
+    extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::IntoParams;
+
+use crate::{
+    ApiError, ErrorBody, Gateway,
+    call::{ApiJson, Forward},
+    dto::{
+        CategorizedDto, ProgressBody, ProgressDto, VideoDto, VideoPageDto, VideoWriteBody,
+        genre_name, rfc3339,
+    },
+    pb,
+};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Query of `GET /api/videos/`. Values are validated by the gateway (types) and the service
+/// (meaning), each error naming its parameter.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// `documentary`, `action`, `horror`, `drama` or `technic`.
+    genre: Option<String>,
+    /// `french`, `english` or `german`.
+    language: Option<String>,
+    /// Only videos uploaded by this user id.
+    uploaded_by: Option<String>,
+    /// `true`: only the caller's favorites.
+    is_favorite: Option<String>,
+    /// Only videos uploaded at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    uploaded_at: Option<String>,
+    /// Only videos updated at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    updated_at: Option<String>,
+    /// Case-insensitive text in title or description.
+    search: Option<String>,
+    /// `uploaded_at`, `-uploaded_at` (default), `updated_at` or `-updated_at`.
+    ordering: Option<String>,
+    /// Page size (1–100): answer `{count, next, previous, results}` instead of an array.
+    page_size: Option<String>,
+    /// Page number (with `page_size`), from 1.
+    page: Option<String>,
+}
+
+/// Query of `GET /api/videos/recent_videos/`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RecentParams {
+    /// A video id to leave out (the one being watched).
+    to_exclude_id: Option<String>,
+}
+
+fn bad(field: &str, message: &str) -> ApiError {
+    ApiError::field(field, message)
+}
+
+fn parse_i64(raw: Option<&str>, field: &str) -> ApiResult<Option<i64>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| bad(field, "A valid integer is required.")),
+    }
+}
+
+fn parse_bool(raw: Option<&str>, field: &str) -> ApiResult<bool> {
+    match raw.map(|s| s.trim().to_lowercase()).as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(bad(field, "Must be true or false.")),
+    }
+}
+
+fn parse_time(raw: Option<&str>, field: &str) -> ApiResult<Option<prost_types::Timestamp>> {
+    let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = chrono::DateTime::parse_from_rfc3339(s)
+        .map(|dt| dt.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| bad(field, "Enter a valid date/time (RFC 3339 or YYYY-MM-DD)."))?;
+    Ok(Some(prost_types::Timestamp {
+        seconds: parsed.timestamp(),
+        nanos: i32::try_from(parsed.timestamp_subsec_nanos()).unwrap_or(0),
+    }))
+}
+
+fn parse_genre(raw: Option<&str>) -> ApiResult<i32> {
+    let Some(s) = raw
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(pb::Genre::Unspecified as i32);
+    };
+    pb::Genre::from_str_name(&format!("GENRE_{}", s.to_uppercase()))
+        .filter(|g| *g != pb::Genre::Unspecified)
+        .map(|g| g as i32)
+        .ok_or_else(|| {
+            bad(
+                "genre",
+                &format!(
+                    "\"{s}\" is not a valid choice. Choose one of: documentary, action, horror, \
+                     drama, technic."
+                ),
+            )
+        })
+}
+
+fn parse_language(raw: Option<&str>) -> ApiResult<i32> {
+    let Some(s) = raw
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(pb::Language::Unspecified as i32);
+    };
+    pb::Language::from_str_name(&format!("LANGUAGE_{}", s.to_uppercase()))
+        .filter(|l| *l != pb::Language::Unspecified)
+        .map(|l| l as i32)
+        .ok_or_else(|| {
+            bad(
+                "language",
+                &format!("\"{s}\" is not a valid choice. Choose one of: french, english, german."),
+            )
+        })
+}
+
+fn video_id(raw: &str) -> ApiResult<i64> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad("id", "A valid integer id is required."))
+}
+
+/// Absolute URL of this request with `page` replaced (DRF's `next`/`previous`).
+fn page_url(headers: &HeaderMap, uri: &Uri, page: i64) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    let mut pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                .filter(|(k, _)| *k != "page" && !k.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.push(("page".to_owned(), page.to_string()));
+    let query: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{scheme}://{host}{}?{}", uri.path(), query.join("&"))
+}
+
+/// List the catalog: filters, search, ordering; an array, or a page with `page_size`.
+#[utoipa::path(
+    get, path = "/api/videos/", tag = "videos", params(ListParams),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Videos, newest first (array; `{count, next, previous, results}` with page_size)", body = Vec<VideoDto>),
+        (status = 400, description = "Invalid filter, ordering or page", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 404, description = "Page out of range", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_videos(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    headers: HeaderMap,
+    uri: Uri,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(p) = params.map_err(|e| bad("query", &e.body_text()))?;
+    let mut request = pb::ListVideosRequest {
+        genre: parse_genre(p.genre.as_deref())?,
+        language: parse_language(p.language.as_deref())?,
+        uploaded_by: parse_i64(p.uploaded_by.as_deref(), "uploaded_by")?.unwrap_or(0),
+        is_favorite: parse_bool(p.is_favorite.as_deref(), "is_favorite")?,
+        uploaded_after: parse_time(p.uploaded_at.as_deref(), "uploaded_at")?,
+        updated_after: parse_time(p.updated_at.as_deref(), "updated_at")?,
+        search: p.search.unwrap_or_default(),
+        ordering: p.ordering.unwrap_or_default(),
+        page_size: 0,
+        page_token: String::new(),
+        page: 0,
+    };
+    if request.uploaded_by < 0 {
+        return Err(bad("uploaded_by", "A valid integer is required."));
+    }
+    let page_size = parse_i64(p.page_size.as_deref(), "page_size")?;
+    let page = parse_i64(p.page.as_deref(), "page")?;
+    match page_size {
+        Some(size) => {
+            if !(1..=100).contains(&size) {
+                return Err(bad("page_size", "The page size must be between 1 and 100."));
+            }
+            let page = page.unwrap_or(1);
+            if page < 1 {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "Invalid page.",
+                ));
+            }
+            request.page_size = i32::try_from(size).unwrap_or(100);
+            request.page = i32::try_from(page).unwrap_or(i32::MAX);
+            let r = gw
+                .video()
+                .list_videos(fwd.request(request))
+                .await?
+                .into_inner();
+            if r.videos.is_empty() && page > 1 {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "Invalid page.",
+                ));
+            }
+            let last_page = (r.total_size + size - 1) / size;
+            Ok(Json(VideoPageDto {
+                count: r.total_size,
+                next: (page < last_page).then(|| page_url(&headers, &uri, page + 1)),
+                previous: (page > 1).then(|| page_url(&headers, &uri, page - 1)),
+                results: r.videos.into_iter().map(VideoDto::from).collect(),
+            })
+            .into_response())
+        }
+        None => {
+            if page.is_some() {
+                return Err(bad("page", "page needs page_size."));
+            }
+            // The legacy API answers the whole list: follow the cursor to the end.
+            request.page_size = 100;
+            let mut all = Vec::new();
+            loop {
+                let r = gw
+                    .video()
+                    .list_videos(fwd.request(request.clone()))
+                    .await?
+                    .into_inner();
+                all.extend(r.videos.into_iter().map(VideoDto::from));
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = r.next_page_token;
+            }
+            Ok(Json(all).into_response())
+        }
+    }
+}
+
+/// Fields of a write body: absent → None, null → "", string → itself.
+fn text_fields(body: &Map<String, Value>) -> ApiResult<Vec<(&'static str, Option<String>)>> {
+    ["title", "description", "author", "genre", "language"]
+        .into_iter()
+        .map(|field| match body.get(field) {
+            None => Ok((field, None)),
+            Some(Value::Null) => Ok((field, Some(String::new()))),
+            Some(Value::String(s)) => Ok((field, Some(s.clone()))),
+            Some(_) => Err(bad(field, "Must be a string.")),
+        })
+        .collect()
+}
+
+/// A JSON or multipart body of video fields.
+pub(crate) struct VideoForm(Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for VideoForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+        if !is_multipart {
+            let ApiJson(map) = ApiJson::<Map<String, Value>>::from_request(req, state).await?;
+            return Ok(Self(map));
+        }
+        let mut multipart = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| bad("request", &e.body_text()))?;
+        let mut map = Map::new();
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| bad("request", &e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            if field.file_name().is_some() || name == "video_file" {
+                return Err(ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "video_file",
+                    "Video file uploads are not available on this server yet; create the video \
+                     from its metadata.",
+                ));
+            }
+            let text = field.text().await.map_err(|e| bad(&name, &e.body_text()))?;
+            if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
+                map.insert(name, Value::String(text));
+            }
+        }
+        Ok(Self(map))
+    }
+}
+
+fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMetadata> {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| *f == name)
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Ok(pb::VideoMetadata {
+        title: get("title"),
+        description: get("description"),
+        author: get("author"),
+        genre: parse_genre(Some(&get("genre")))?,
+        language: parse_language(Some(&get("language")))?,
+    })
+}
+
+/// Create a video from its metadata (superusers). JSON or multipart form.
+#[utoipa::path(
+    post, path = "/api/videos/", tag = "videos", request_body = VideoWriteBody,
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = VideoDto),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a superuser", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_video(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    VideoForm(body): VideoForm,
+) -> ApiResult<(StatusCode, Json<VideoDto>)> {
+    let fields = text_fields(&body)?;
+    let r = gw
+        .video()
+        .create_video(fwd.request(pb::CreateVideoRequest {
+            metadata: Some(metadata(&fields)?),
+        }))
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(r.video.unwrap_or_default().into()),
+    ))
+}
+
+/// One video.
+#[utoipa::path(
+    get, path = "/api/videos/{id}/", tag = "videos",
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The video", body = VideoDto),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_video(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoDto>> {
+    let id = video_id(&id)?;
+    let r = gw
+        .video()
+        .get_video(fwd.request(pb::GetVideoRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(r.video.unwrap_or_default().into()))
+}
+
+async fn update(
+    gw: &Gateway,
+    fwd: &Forward,
+    id: &str,
+    body: &Map<String, Value>,
+    partial: bool,
+) -> ApiResult<Json<VideoDto>> {
+    let id = video_id(id)?;
+    let fields = text_fields(body)?;
+    let paths: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| !partial || v.is_some())
+        .map(|(f, _)| (*f).to_owned())
+        .collect();
+    if paths.is_empty() {
+        let r = gw
+            .video()
+            .get_video(fwd.request(pb::GetVideoRequest { id }))
+            .await?
+            .into_inner();
+        return Ok(Json(r.video.unwrap_or_default().into()));
+    }
+    let r = gw
+        .video()
+        .update_video(fwd.request(pb::UpdateVideoRequest {
+            id,
+            metadata: Some(metadata(&fields)?),
+            update_mask: Some(prost_types::FieldMask { paths }),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(r.video.unwrap_or_default().into()))
+}
+
+/// Replace a video's metadata (superusers); missing fields become empty.
+#[utoipa::path(
+    put, path = "/api/videos/{id}/", tag = "videos", request_body = VideoWriteBody,
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = VideoDto),
+        (status = 400, description = "Invalid field or id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a superuser", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+    )
+)]
+pub(crate) async fn put_video(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+    VideoForm(body): VideoForm,
+) -> ApiResult<Json<VideoDto>> {
+    update(&gw, &fwd, &id, &body, false).await
+}
+
+/// Change some of a video's metadata (superusers).
+#[utoipa::path(
+    patch, path = "/api/videos/{id}/", tag = "videos", request_body = VideoWriteBody,
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = VideoDto),
+        (status = 400, description = "Invalid field or id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a superuser", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+    )
+)]
+pub(crate) async fn patch_video(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+    VideoForm(body): VideoForm,
+) -> ApiResult<Json<VideoDto>> {
+    update(&gw, &fwd, &id, &body, true).await
+}
+
+/// Delete a video and its media (superusers).
+#[utoipa::path(
+    delete, path = "/api/videos/{id}/", tag = "videos",
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 403, description = "Not a superuser", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_video(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = video_id(&id)?;
+    gw.video()
+        .delete_video(fwd.request(pb::DeleteVideoRequest { id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The five newest videos, optionally without one.
+#[utoipa::path(
+    get, path = "/api/videos/recent_videos/", tag = "videos", params(RecentParams),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Up to five videos, newest first", body = Vec<VideoDto>),
+        (status = 400, description = "Non-integer to_exclude_id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn recent_videos(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    params: Result<Query<RecentParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<VideoDto>>> {
+    let Query(p) = params.map_err(|e| bad("query", &e.body_text()))?;
+    let exclude = parse_i64(p.to_exclude_id.as_deref(), "to_exclude_id")?.unwrap_or(0);
+    let r = gw
+        .video()
+        .list_recent_videos(fwd.request(pb::ListRecentVideosRequest {
+            to_exclude_id: exclude,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(r.videos.into_iter().map(VideoDto::from).collect()))
+}
+
+/// Every genre with its videos, newest first.
+#[utoipa::path(
+    get, path = "/api/videos/categorized_videos/", tag = "videos",
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Videos per genre", body = CategorizedDto),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn categorized_videos(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+) -> ApiResult<Json<CategorizedDto>> {
+    let r = gw
+        .video()
+        .list_categorized_videos(fwd.request(pb::ListCategorizedVideosRequest {}))
+        .await?
+        .into_inner();
+    let mut out = CategorizedDto {
+        drama: Vec::new(),
+        documentary: Vec::new(),
+        technic: Vec::new(),
+        horror: Vec::new(),
+        action: Vec::new(),
+    };
+    for group in r.categories {
+        let videos: Vec<VideoDto> = group.videos.into_iter().map(VideoDto::from).collect();
+        match genre_name(group.genre).as_deref() {
+            Some("drama") => out.drama = videos,
+            Some("documentary") => out.documentary = videos,
+            Some("technic") => out.technic = videos,
+            Some("horror") => out.horror = videos,
+            Some("action") => out.action = videos,
+            _ => {}
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Mark a video as a favorite of the caller (idempotent).
+#[utoipa::path(
+    post, path = "/api/videos/{id}/favorite/", tag = "me",
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The video, now a favorite", body = VideoDto),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+    )
+)]
+pub(crate) async fn add_favorite(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoDto>> {
+    let id = video_id(&id)?;
+    let r = gw
+        .video()
+        .add_favorite(fwd.request(pb::AddFavoriteRequest { video_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(r.video.unwrap_or_default().into()))
+}
+
+/// Remove a video from the caller's favorites (idempotent).
+#[utoipa::path(
+    delete, path = "/api/videos/{id}/favorite/", tag = "me",
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Not a favorite any more"),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_favorite(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = video_id(&id)?;
+    gw.video()
+        .remove_favorite(fwd.request(pb::RemoveFavoriteRequest { video_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's favorite videos, newest first.
+#[utoipa::path(
+    get, path = "/api/favorites/", tag = "me",
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Favorites", body = Vec<VideoDto>),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_favorites(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+) -> ApiResult<Json<Vec<VideoDto>>> {
+    let mut request = pb::ListFavoritesRequest {
+        page_size: 100,
+        page_token: String::new(),
+    };
+    let mut all = Vec::new();
+    loop {
+        let r = gw
+            .video()
+            .list_favorites(fwd.request(request.clone()))
+            .await?
+            .into_inner();
+        all.extend(r.videos.into_iter().map(VideoDto::from));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = r.next_page_token;
+    }
+    Ok(Json(all))
+}
+
+/// Record the caller's playback position in a video.
+#[utoipa::path(
+    put, path = "/api/videos/{id}/progress/", tag = "me", request_body = ProgressBody,
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored", body = ProgressDto),
+        (status = 400, description = "Invalid id or position", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+    )
+)]
+pub(crate) async fn put_progress(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ProgressBody>,
+) -> ApiResult<Json<ProgressDto>> {
+    let id = video_id(&id)?;
+    let position = body
+        .position
+        .ok_or_else(|| bad("position", "This field is required."))?;
+    let r = gw
+        .video()
+        .update_watch_progress(fwd.request(pb::UpdateWatchProgressRequest {
+            video_id: id,
+            position_seconds: position,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(ProgressDto {
+        video_id: r.video_id,
+        position: r.position_seconds,
+        updated_at: rfc3339(r.updated_at),
+    }))
+}
+
+/// Videos the caller started and did not finish, most recently watched first.
+#[utoipa::path(
+    get, path = "/api/continue-watching/", tag = "me",
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Videos with the caller's progress", body = Vec<VideoDto>),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn continue_watching(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+) -> ApiResult<Json<Vec<VideoDto>>> {
+    let mut request = pb::ListContinueWatchingRequest {
+        page_size: 100,
+        page_token: String::new(),
+    };
+    let mut all = Vec::new();
+    loop {
+        let r = gw
+            .video()
+            .list_continue_watching(fwd.request(request.clone()))
+            .await?
+            .into_inner();
+        all.extend(r.videos.into_iter().map(VideoDto::from));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = r.next_page_token;
+    }
+    Ok(Json(all))
+}

@@ -1,0 +1,204 @@
+//! Response cache with versioned scopes: Redis when configured (shared by every process), else
+//! an in-process moka cache. Writers bump a scope's version after their commit; readers read the
+//! version *before* loading, so an entry computed from old data is stored under the old version
+//! and never served again — invalidation is immediate on every process, with no race.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{error::AppResult, kv::Redis};
+
+/// Cache handle; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    backend: Backend,
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Disabled,
+    Memory(Arc<Memory>),
+    Redis(Redis),
+}
+
+struct Memory {
+    versions: Mutex<HashMap<String, u64>>,
+    entries: moka::future::Cache<String, Arc<Vec<u8>>>,
+}
+
+/// Reads a scope's version and the entry under it in one round trip.
+const GET_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1]) or '0'
+return {v, redis.call('GET', ARGV[1] .. v .. ARGV[2])}
+";
+
+impl Cache {
+    /// An in-process cache holding up to `capacity` entries for `ttl`.
+    pub fn memory(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            backend: Backend::Memory(Arc::new(Memory {
+                versions: Mutex::new(HashMap::new()),
+                entries: moka::future::Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(ttl)
+                    .build(),
+            })),
+            ttl,
+        }
+    }
+
+    /// A cache in Redis shared by every process.
+    pub fn redis(redis: Redis, ttl: Duration) -> Self {
+        Self {
+            backend: Backend::Redis(redis),
+            ttl,
+        }
+    }
+
+    /// No caching at all (benchmarks of the uncached path).
+    pub fn disabled() -> Self {
+        Self {
+            backend: Backend::Disabled,
+            ttl: Duration::ZERO,
+        }
+    }
+
+    /// The value cached under `key` in `scope`, or `load()`'s result, which is then cached.
+    pub async fn get_or_load<T, F, Fut>(&self, scope: &str, key: &str, load: F) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        match &self.backend {
+            Backend::Disabled => load().await,
+            Backend::Memory(memory) => {
+                let version = memory.version(scope);
+                let full = format!("{scope}:{version}:{key}");
+                if let Some(bytes) = memory.entries.get(&full).await
+                    && let Ok(value) = serde_json::from_slice(&bytes)
+                {
+                    return Ok(value);
+                }
+                let value = load().await?;
+                if let Ok(bytes) = serde_json::to_vec(&value) {
+                    memory.entries.insert(full, Arc::new(bytes)).await;
+                }
+                Ok(value)
+            }
+            Backend::Redis(redis) => {
+                let version_key = redis.key(&format!("cache:{scope}:version"));
+                let prefix = redis.key(&format!("cache:{scope}:"));
+                let suffix = format!(":{key}");
+                let found = async {
+                    let mut conn = redis.conn().await.ok()?;
+                    redis::Script::new(GET_SCRIPT)
+                        .key(&version_key)
+                        .arg(&prefix)
+                        .arg(&suffix)
+                        .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
+                        .await
+                        .map_err(|e| tracing::warn!(error = %e, "cache read failed"))
+                        .ok()
+                }
+                .await;
+                let Some((version, cached)) = found else {
+                    return load().await;
+                };
+                if let Some(value) = cached.and_then(|b| serde_json::from_slice(&b).ok()) {
+                    return Ok(value);
+                }
+                let value = load().await?;
+                if let (Ok(bytes), Ok(mut conn)) = (serde_json::to_vec(&value), redis.conn().await)
+                {
+                    let result: Result<(), _> = redis::cmd("SET")
+                        .arg(format!("{prefix}{version}{suffix}"))
+                        .arg(bytes)
+                        .arg("EX")
+                        .arg(self.ttl.as_secs().max(1))
+                        .query_async(&mut *conn)
+                        .await;
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "cache write failed");
+                    }
+                }
+                Ok(value)
+            }
+        }
+    }
+
+    /// Makes every entry of `scope` unreachable, on every process.
+    pub async fn invalidate(&self, scope: &str) {
+        match &self.backend {
+            Backend::Disabled => {}
+            Backend::Memory(memory) => {
+                if let Ok(mut versions) = memory.versions.lock() {
+                    *versions.entry(scope.to_owned()).or_default() += 1;
+                }
+            }
+            Backend::Redis(redis) => {
+                let key = redis.key(&format!("cache:{scope}:version"));
+                let result = match redis.conn().await {
+                    Ok(mut conn) => redis::cmd("INCR")
+                        .arg(&key)
+                        .query_async::<i64>(&mut *conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = result {
+                    // The entries expire within the TTL; say so loudly.
+                    tracing::error!(error = %e, scope, "cache invalidation failed");
+                }
+            }
+        }
+    }
+}
+
+impl Memory {
+    fn version(&self, scope: &str) -> u64 {
+        self.versions
+            .lock()
+            .map(|v| v.get(scope).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_cache_serves_until_its_scope_is_invalidated() {
+        let cache = Cache::memory(Duration::from_secs(60), 100);
+        let first: u32 = cache
+            .get_or_load("s", "k", || async { Ok(1) })
+            .await
+            .expect("load");
+        let cached: u32 = cache
+            .get_or_load("s", "k", || async { Ok(2) })
+            .await
+            .expect("hit");
+        assert_eq!((first, cached), (1, 1));
+        cache.invalidate("other").await;
+        let still: u32 = cache
+            .get_or_load("s", "k", || async { Ok(3) })
+            .await
+            .expect("hit");
+        assert_eq!(still, 1);
+        cache.invalidate("s").await;
+        let fresh: u32 = cache
+            .get_or_load("s", "k", || async { Ok(4) })
+            .await
+            .expect("miss");
+        assert_eq!(fresh, 4);
+    }
+}

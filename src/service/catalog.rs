@@ -1,0 +1,448 @@
+//! Catalog use cases: listing, searching, grouping and fetching videos (cached), admin writes,
+//! and per-user favorites and watch progress. Shared lists are cached without per-user fields;
+//! each caller's favorites and progress are laid over them from that caller's own cache scope.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+};
+
+use crate::{
+    cache::Cache,
+    domain::{Genre, Ordering, PageToken, Rate, UserId, VideoMeta},
+    error::{AppError, AppResult},
+    ratelimit::{Mode, RateLimiter},
+    service::{Caller, ClientInfo},
+    store::{Store, VideoFilter, VideoQuery, VideoRecord},
+};
+
+/// Scope of every shared catalog entry.
+const CATALOG: &str = "catalog";
+/// How many videos "recent" returns.
+pub const RECENT_COUNT: i64 = 5;
+/// Default and maximum page sizes.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// A video as one caller sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoView {
+    /// The shared record.
+    pub record: VideoRecord,
+    /// Whether the caller marked it.
+    pub is_favorite: bool,
+    /// The caller's position in seconds.
+    pub progress: f64,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    /// The videos.
+    pub videos: Vec<VideoView>,
+    /// Cursor of the next page, if any.
+    pub next: Option<PageToken>,
+    /// Number of matching videos.
+    pub total: i64,
+}
+
+/// How the caller pages through a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// After a cursor (None = first page).
+    Cursor(Option<PageToken>),
+    /// 1-based page number (the REST API's `page`).
+    Number(i64),
+}
+
+/// A list request, parsed.
+#[derive(Clone, Debug)]
+pub struct ListRequest {
+    /// Filter (favorites_of is set from the caller by `only_favorites`).
+    pub filter: VideoFilter,
+    /// Only the caller's favorites.
+    pub only_favorites: bool,
+    /// Order.
+    pub ordering: Ordering,
+    /// Page size (1..=100).
+    pub page_size: i64,
+    /// Paging.
+    pub paging: Paging,
+}
+
+/// Which fields an update changes (`None` = keep).
+#[derive(Clone, Debug, Default)]
+pub struct VideoPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New author.
+    pub author: Option<String>,
+    /// New genre (`Some("")` clears it).
+    pub genre: Option<String>,
+    /// New language (`Some("")` clears it).
+    pub language: Option<String>,
+}
+
+/// Per-user and per-address limits of the video endpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct VideoLimits {
+    /// Anonymous calls per address.
+    pub anon: Rate,
+    /// Calls per user, short window.
+    pub user: Rate,
+    /// Calls per user, per day.
+    pub user_day: Rate,
+}
+
+/// Catalog use cases; cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Store,
+    cache: Cache,
+    limiter: RateLimiter,
+    limits: VideoLimits,
+    media_dir: PathBuf,
+}
+
+impl Catalog {
+    /// Wires the catalog.
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        limiter: RateLimiter,
+        limits: VideoLimits,
+        media_dir: PathBuf,
+    ) -> Self {
+        Self {
+            store,
+            cache,
+            limiter,
+            limits,
+            media_dir,
+        }
+    }
+
+    /// Throttles an anonymous (or unauthenticated) call by address.
+    pub async fn throttle_anonymous(&self, client: ClientInfo) -> AppResult<()> {
+        let ip = client
+            .ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        self.limiter
+            .check(&format!("video:anon:{ip}"), self.limits.anon, Mode::Consume)
+            .await
+    }
+
+    /// Throttles a user's call (short and daily window).
+    pub async fn throttle_user(&self, caller: &Caller) -> AppResult<()> {
+        let id = caller.user.id;
+        self.limiter
+            .check(&format!("video:user:{id}"), self.limits.user, Mode::Consume)
+            .await?;
+        self.limiter
+            .check(
+                &format!("video:user-day:{id}"),
+                self.limits.user_day,
+                Mode::Consume,
+            )
+            .await
+    }
+
+    // ---- reads -------------------------------------------------------------------------------
+
+    /// One page of the catalog.
+    pub async fn list(&self, caller: &Caller, request: ListRequest) -> AppResult<ListPage> {
+        let mut filter = request.filter;
+        if request.only_favorites {
+            filter.favorites_of = Some(caller.user.id);
+        }
+        let limit = request.page_size.clamp(1, MAX_PAGE_SIZE);
+        let (after, offset) = match request.paging {
+            Paging::Cursor(token) => (token, 0),
+            Paging::Number(n) if n >= 1 => (None, (n - 1).saturating_mul(limit)),
+            Paging::Number(_) => return Err(AppError::field("page", "Invalid page.")),
+        };
+        // One extra row tells whether a next page exists.
+        let query = VideoQuery {
+            filter,
+            ordering: request.ordering,
+            after,
+            offset,
+            limit: limit + 1,
+        };
+        let page = if query.filter.favorites_of.is_some() {
+            // Depends on this user's favorites *and* on the catalog: not cached, so neither a
+            // favorite change nor a catalog write can leave it stale.
+            self.store.list_videos(&query).await?
+        } else {
+            self.cache
+                .get_or_load(CATALOG, &cache_key(&query), || async {
+                    self.store.list_videos(&query).await
+                })
+                .await?
+        };
+        let mut videos = page.videos;
+        let next = if videos.len() as i64 > limit {
+            videos.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            videos.last().map(|last| PageToken {
+                ordering: request.ordering,
+                micros: match request.ordering.column() {
+                    "updated_at" => last.updated_at.micros(),
+                    _ => last.uploaded_at.micros(),
+                },
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(ListPage {
+            videos: self.views(caller, videos).await?,
+            next,
+            total: page.total,
+        })
+    }
+
+    /// One video.
+    pub async fn get(&self, caller: &Caller, id: i64) -> AppResult<VideoView> {
+        let record = self
+            .cache
+            .get_or_load(CATALOG, &format!("video:{id}"), || async {
+                self.store.video(id).await
+            })
+            .await?
+            .ok_or(AppError::NotFound("video"))?;
+        Ok(self.views(caller, vec![record]).await?.remove(0))
+    }
+
+    /// The newest videos, without `exclude`.
+    pub async fn recent(&self, caller: &Caller, exclude: Option<i64>) -> AppResult<Vec<VideoView>> {
+        let key = format!("recent:{}", exclude.unwrap_or(0));
+        let records = self
+            .cache
+            .get_or_load(CATALOG, &key, || async {
+                self.store.recent_videos(exclude, RECENT_COUNT).await
+            })
+            .await?;
+        self.views(caller, records).await
+    }
+
+    /// Every genre with its videos, newest first.
+    pub async fn categorized(&self, caller: &Caller) -> AppResult<Vec<(Genre, Vec<VideoView>)>> {
+        let records = self
+            .cache
+            .get_or_load(CATALOG, "categorized", || async {
+                self.store.videos_with_genre().await
+            })
+            .await?;
+        let views = self.views(caller, records).await?;
+        Ok(Genre::ALL
+            .iter()
+            .map(|genre| {
+                let of_genre = views
+                    .iter()
+                    .filter(|v| v.record.genre() == Some(*genre))
+                    .cloned()
+                    .collect();
+                (*genre, of_genre)
+            })
+            .collect())
+    }
+
+    /// The caller's started, unfinished videos, most recently watched first.
+    pub async fn continue_watching(
+        &self,
+        caller: &Caller,
+        page_size: i64,
+        offset: i64,
+    ) -> AppResult<Vec<VideoView>> {
+        let records = self
+            .store
+            .continue_watching(
+                caller.user.user_id(),
+                page_size.clamp(1, MAX_PAGE_SIZE),
+                offset.max(0),
+            )
+            .await?;
+        self.views(caller, records).await
+    }
+
+    // ---- admin writes ------------------------------------------------------------------------
+
+    /// Creates a video from metadata (superusers only).
+    pub async fn create(&self, caller: &Caller, meta: VideoMeta) -> AppResult<VideoView> {
+        require_superuser(caller)?;
+        let record = self
+            .store
+            .create_video(&meta, caller.user.user_id())
+            .await?;
+        self.cache.invalidate(CATALOG).await;
+        tracing::info!(video_id = record.id, "video created");
+        Ok(VideoView {
+            record,
+            is_favorite: false,
+            progress: 0.0,
+        })
+    }
+
+    /// Changes the fields given in `patch` (superusers only).
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: i64,
+        patch: VideoPatch,
+    ) -> AppResult<VideoView> {
+        require_superuser(caller)?;
+        let current = self
+            .store
+            .video(id)
+            .await?
+            .ok_or(AppError::NotFound("video"))?;
+        let current_genre = current.genre.clone().unwrap_or_default();
+        let current_language = current.language.clone().unwrap_or_default();
+        let meta = VideoMeta::parse(&crate::domain::RawVideoMeta {
+            title: patch.title.as_deref().unwrap_or(&current.title),
+            description: patch.description.as_deref().unwrap_or(&current.description),
+            author: patch.author.as_deref().unwrap_or(&current.author),
+            genre: patch.genre.as_deref().unwrap_or(&current_genre),
+            language: patch.language.as_deref().unwrap_or(&current_language),
+        })
+        .map_err(AppError::Validation)?;
+        let record = self
+            .store
+            .update_video(id, &meta)
+            .await?
+            .ok_or(AppError::NotFound("video"))?;
+        self.cache.invalidate(CATALOG).await;
+        tracing::info!(video_id = id, "video updated");
+        Ok(self.views(caller, vec![record]).await?.remove(0))
+    }
+
+    /// Deletes a video and its media files (superusers only).
+    pub async fn delete(&self, caller: &Caller, id: i64) -> AppResult<()> {
+        require_superuser(caller)?;
+        if !self.store.delete_video(id).await? {
+            return Err(AppError::NotFound("video"));
+        }
+        self.cache.invalidate(CATALOG).await;
+        // The folder name is built from the numeric id only, never from client text.
+        let folder = self.media_dir.join("videos").join(id.to_string());
+        match tokio::fs::remove_dir_all(&folder).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(error = %e, folder = %folder.display(), "removing media failed")
+            }
+        }
+        tracing::info!(video_id = id, "video deleted");
+        Ok(())
+    }
+
+    // ---- per-user state ----------------------------------------------------------------------
+
+    /// Marks `id` as a favorite of the caller.
+    pub async fn add_favorite(&self, caller: &Caller, id: i64) -> AppResult<VideoView> {
+        if !self.store.add_favorite(caller.user.user_id(), id).await? {
+            return Err(AppError::NotFound("video"));
+        }
+        self.cache
+            .invalidate(&user_scope(caller.user.user_id()))
+            .await;
+        self.get(caller, id).await
+    }
+
+    /// Removes `id` from the caller's favorites.
+    pub async fn remove_favorite(&self, caller: &Caller, id: i64) -> AppResult<()> {
+        self.store
+            .remove_favorite(caller.user.user_id(), id)
+            .await?;
+        self.cache
+            .invalidate(&user_scope(caller.user.user_id()))
+            .await;
+        Ok(())
+    }
+
+    /// Records the caller's position in `id`.
+    pub async fn save_progress(
+        &self,
+        caller: &Caller,
+        id: i64,
+        position: f64,
+    ) -> AppResult<crate::store::Timestamp> {
+        if !position.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&position) {
+            return Err(AppError::field(
+                "position_seconds",
+                "The position must be a number of seconds between 0 and the video's length.",
+            ));
+        }
+        let at = self
+            .store
+            .save_progress(caller.user.user_id(), id, position)
+            .await?
+            .ok_or(AppError::NotFound("video"))?;
+        self.cache
+            .invalidate(&user_scope(caller.user.user_id()))
+            .await;
+        Ok(at)
+    }
+
+    /// Lays the caller's favorites and progress over shared records.
+    async fn views(&self, caller: &Caller, records: Vec<VideoRecord>) -> AppResult<Vec<VideoView>> {
+        let user = caller.user.user_id();
+        let state: UserState = self
+            .cache
+            .get_or_load(&user_scope(user), "state", || async {
+                Ok(UserState {
+                    favorites: self.store.favorite_ids(user).await?,
+                    progress: self.store.progress_of(user).await?,
+                })
+            })
+            .await?;
+        let favorites: HashSet<i64> = state.favorites.into_iter().collect();
+        let progress: HashMap<i64, f64> = state.progress.into_iter().collect();
+        Ok(records
+            .into_iter()
+            .map(|record| VideoView {
+                is_favorite: favorites.contains(&record.id),
+                progress: progress.get(&record.id).copied().unwrap_or(0.0),
+                record,
+            })
+            .collect())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UserState {
+    favorites: Vec<i64>,
+    progress: Vec<(i64, f64)>,
+}
+
+fn user_scope(user: UserId) -> String {
+    format!("user:{}", user.0)
+}
+
+fn require_superuser(caller: &Caller) -> AppResult<()> {
+    if caller.user.is_superuser {
+        Ok(())
+    } else {
+        Err(AppError::PermissionDenied(
+            "You do not have permission to perform this action.",
+        ))
+    }
+}
+
+/// A stable cache key for a list query.
+fn cache_key(query: &VideoQuery) -> String {
+    let filter = serde_json::to_string(&query.filter).unwrap_or_default();
+    let after = query
+        .after
+        .map(|t| format!("{}:{}", t.micros, t.id))
+        .unwrap_or_default();
+    format!(
+        "list:{filter}:{}:{after}:{}:{}",
+        query.ordering.as_str(),
+        query.offset,
+        query.limit
+    )
+}

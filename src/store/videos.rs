@@ -1,0 +1,480 @@
+//! Videos, favorites and watch progress.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backend, Store, Timestamp};
+use crate::{
+    domain::{Genre, Language, Ordering, PageToken, UserId, VideoMeta},
+    error::AppResult,
+};
+
+/// A stored video with its uploader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VideoRecord {
+    /// Primary key.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Author.
+    pub author: String,
+    /// Genre wire name, if any.
+    pub genre: Option<String>,
+    /// Language wire name, if any.
+    pub language: Option<String>,
+    /// Uploader id (None once the uploader's account is gone).
+    pub uploaded_by: Option<i64>,
+    /// Uploader e-mail.
+    pub uploader_email: Option<String>,
+    /// Uploader phone.
+    pub uploader_phone: Option<String>,
+    /// Uploader address.
+    pub uploader_address: Option<String>,
+    /// Upload time.
+    pub uploaded_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Duration in seconds (0 until probed).
+    pub duration: f64,
+    /// Processing status wire name.
+    pub status: String,
+    /// Failure reason.
+    pub status_reason: String,
+    /// Original file, relative to MEDIA_DIR.
+    pub video_file: String,
+    /// Poster image.
+    pub poster: String,
+    /// Thumbnails WebVTT.
+    pub vtt_file: String,
+    /// 360p MP4.
+    pub hd360: String,
+    /// 480p MP4.
+    pub hd480: String,
+    /// 720p MP4.
+    pub hd720: String,
+    /// 1080p MP4.
+    pub hd1080: String,
+    /// HLS master playlist.
+    pub hls: String,
+}
+
+impl VideoRecord {
+    /// Typed genre.
+    pub fn genre(&self) -> Option<Genre> {
+        self.genre.as_deref().and_then(|g| g.parse().ok())
+    }
+
+    /// Typed language.
+    pub fn language(&self) -> Option<Language> {
+        self.language.as_deref().and_then(|l| l.parse().ok())
+    }
+}
+
+const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, \
+    v.uploaded_by, u.email AS uploader_email, u.phone AS uploader_phone, \
+    u.address AS uploader_address, v.uploaded_at, v.updated_at, v.duration, v.status, \
+    v.status_reason, v.video_file, v.poster, v.vtt_file, v.hd360, v.hd480, v.hd720, v.hd1080, \
+    v.hls FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
+
+/// Which videos a list shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct VideoFilter {
+    /// Only this genre.
+    pub genre: Option<Genre>,
+    /// Only this language.
+    pub language: Option<Language>,
+    /// Only videos uploaded by this user.
+    pub uploaded_by: Option<i64>,
+    /// Only favorites of this user.
+    pub favorites_of: Option<i64>,
+    /// Only videos uploaded at or after.
+    pub uploaded_after: Option<i64>,
+    /// Only videos updated at or after.
+    pub updated_after: Option<i64>,
+    /// Lower-cased substring of title or description.
+    pub search: Option<String>,
+}
+
+impl Serialize for Genre {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Language {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One list request: filter, order, and either a keyset cursor or an offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VideoQuery {
+    /// Filter.
+    pub filter: VideoFilter,
+    /// Order.
+    pub ordering: Ordering,
+    /// Start after this row (keyset).
+    pub after: Option<PageToken>,
+    /// Rows to skip (offset pagination; 0 with a cursor).
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+}
+
+/// A page of videos and the total count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoPage {
+    /// The videos.
+    pub videos: Vec<VideoRecord>,
+    /// How many match the filter.
+    pub total: i64,
+}
+
+enum Arg {
+    I64(i64),
+    Text(String),
+    Ts(Timestamp),
+}
+
+/// SQL text with numbered placeholders and their values in order.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+}
+
+/// Appends `WHERE …` for `filter` (and the cursor) to `sql`.
+fn where_clause(sql: &mut Sql, filter: &VideoFilter, after: Option<&PageToken>) {
+    let mut conditions: Vec<String> = Vec::new();
+    if let Some(genre) = filter.genre {
+        let p = sql.arg(Arg::Text(genre.as_str().into()));
+        conditions.push(format!("v.genre = {p}"));
+    }
+    if let Some(language) = filter.language {
+        let p = sql.arg(Arg::Text(language.as_str().into()));
+        conditions.push(format!("v.language = {p}"));
+    }
+    if let Some(user) = filter.uploaded_by {
+        let p = sql.arg(Arg::I64(user));
+        conditions.push(format!("v.uploaded_by = {p}"));
+    }
+    if let Some(user) = filter.favorites_of {
+        let p = sql.arg(Arg::I64(user));
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM favorites f WHERE f.video_id = v.id AND f.user_id = {p})"
+        ));
+    }
+    if let Some(micros) = filter.uploaded_after {
+        let p = sql.arg(Arg::Ts(Timestamp::from_micros(micros)));
+        conditions.push(format!("v.uploaded_at >= {p}"));
+    }
+    if let Some(micros) = filter.updated_after {
+        let p = sql.arg(Arg::Ts(Timestamp::from_micros(micros)));
+        conditions.push(format!("v.updated_at >= {p}"));
+    }
+    if let Some(search) = &filter.search {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = sql.arg(Arg::Text(format!("%{escaped}%")));
+        conditions.push(format!("v.search_text LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(token) = after {
+        let column = token.ordering.column();
+        let op = if token.ordering.descending() {
+            "<"
+        } else {
+            ">"
+        };
+        let ts = sql.arg(Arg::Ts(Timestamp::from_micros(token.micros)));
+        let id = sql.arg(Arg::I64(token.id));
+        conditions.push(format!(
+            "(v.{column} {op} {ts} OR (v.{column} = {ts} AND v.id {op} {id}))"
+        ));
+    }
+    if !conditions.is_empty() {
+        sql.text.push_str(" WHERE ");
+        sql.text.push_str(&conditions.join(" AND "));
+    }
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::I64(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Ts(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Store {
+    /// One page of videos matching `query`, with the total count.
+    pub async fn list_videos(&self, query: &VideoQuery) -> AppResult<VideoPage> {
+        let mut list = Sql {
+            text: VIDEO_SELECT.to_owned(),
+            args: Vec::new(),
+        };
+        where_clause(&mut list, &query.filter, query.after.as_ref());
+        let direction = if query.ordering.descending() {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let limit = list.arg(Arg::I64(query.limit));
+        let offset = list.arg(Arg::I64(query.offset));
+        list.text.push_str(&format!(
+            " ORDER BY v.{col} {direction}, v.id {direction} LIMIT {limit} OFFSET {offset}",
+            col = query.ordering.column()
+        ));
+        let mut count = Sql {
+            text: "SELECT COUNT(*) FROM videos v".to_owned(),
+            args: Vec::new(),
+        };
+        where_clause(&mut count, &query.filter, None);
+        on_pool!(self, pool => {
+            let videos = bind_all!(
+                sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(list.text)),
+                list.args
+            )
+            .fetch_all(pool)
+            .await?;
+            let (total,): (i64,) = bind_all!(
+                sqlx::query_as(sqlx::AssertSqlSafe(count.text)),
+                count.args
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(VideoPage { videos, total })
+        })
+    }
+
+    /// Every video with a genre, newest first (for the categorized view).
+    pub async fn videos_with_genre(&self) -> AppResult<Vec<VideoRecord>> {
+        let sql = format!(
+            "{VIDEO_SELECT} WHERE v.genre IS NOT NULL ORDER BY v.uploaded_at DESC, v.id DESC"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// The `limit` newest videos, without `exclude`.
+    pub async fn recent_videos(
+        &self,
+        exclude: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<VideoRecord>> {
+        let sql = format!(
+            "{VIDEO_SELECT} WHERE v.id <> $1 ORDER BY v.uploaded_at DESC, v.id DESC LIMIT $2"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(exclude.unwrap_or(-1))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// One video.
+    pub async fn video(&self, id: i64) -> AppResult<Option<VideoRecord>> {
+        let sql = format!("{VIDEO_SELECT} WHERE v.id = $1");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Inserts a video (status pending, no media) and returns it.
+    pub async fn create_video(
+        &self,
+        meta: &VideoMeta,
+        uploaded_by: UserId,
+    ) -> AppResult<VideoRecord> {
+        let now = Timestamp::now();
+        let (id,): (i64,) = on_pool!(self, pool => {
+            sqlx::query_as(
+                "INSERT INTO videos (title, description, author, genre, language, uploaded_by, \
+                 uploaded_at, updated_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+                 RETURNING id",
+            )
+            .bind(&meta.title)
+            .bind(&meta.description)
+            .bind(&meta.author)
+            .bind(meta.genre.map(Genre::as_str))
+            .bind(meta.language.map(Language::as_str))
+            .bind(uploaded_by.0)
+            .bind(now)
+            .bind(meta.search_text())
+            .fetch_one(pool)
+            .await?
+        });
+        self.video(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("video {id} vanished after insert").into())
+    }
+
+    /// Replaces the metadata of a video; None if it does not exist.
+    pub async fn update_video(&self, id: i64, meta: &VideoMeta) -> AppResult<Option<VideoRecord>> {
+        let changed = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET title = $1, description = $2, author = $3, genre = $4, \
+                 language = $5, search_text = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(&meta.title)
+            .bind(&meta.description)
+            .bind(&meta.author)
+            .bind(meta.genre.map(Genre::as_str))
+            .bind(meta.language.map(Language::as_str))
+            .bind(meta.search_text())
+            .bind(Timestamp::now())
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.video(id).await
+    }
+
+    /// Deletes a video (favorites and progress go with it); false if it did not exist.
+    pub async fn delete_video(&self, id: i64) -> AppResult<bool> {
+        let n = on_pool!(self, pool => {
+            sqlx::query("DELETE FROM videos WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    // ---- per-user state ----------------------------------------------------------------------
+
+    /// Marks a favorite (idempotent); false if the video does not exist.
+    pub async fn add_favorite(&self, user: UserId, video: i64) -> AppResult<bool> {
+        let result = on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO favorites (user_id, video_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, video_id) DO NOTHING",
+            )
+            .bind(user.0)
+            .bind(video)
+            .bind(Timestamp::now())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        match result {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a favorite (idempotent).
+    pub async fn remove_favorite(&self, user: UserId, video: i64) -> AppResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM favorites WHERE user_id = $1 AND video_id = $2")
+                .bind(user.0)
+                .bind(video)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Ids of the user's favorite videos.
+    pub async fn favorite_ids(&self, user: UserId) -> AppResult<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT video_id FROM favorites WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Records a playback position (upsert); false if the video does not exist.
+    pub async fn save_progress(
+        &self,
+        user: UserId,
+        video: i64,
+        position: f64,
+    ) -> AppResult<Option<Timestamp>> {
+        let now = Timestamp::now();
+        let result = on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO watch_progress (user_id, video_id, position, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, video_id) \
+                 DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            )
+            .bind(user.0)
+            .bind(video)
+            .bind(position)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        match result {
+            Ok(()) => Ok(Some(now)),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The user's positions per video.
+    pub async fn progress_of(&self, user: UserId) -> AppResult<Vec<(i64, f64)>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as("SELECT video_id, position FROM watch_progress WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Videos the user started and has not finished (position > 0 and, when the duration is
+    /// known, before the last 5 %), most recently watched first.
+    pub async fn continue_watching(
+        &self,
+        user: UserId,
+        limit: i64,
+        offset: i64,
+    ) -> AppResult<Vec<VideoRecord>> {
+        let sql = format!(
+            "{VIDEO_SELECT} JOIN watch_progress p ON p.video_id = v.id WHERE p.user_id = $1 \
+             AND p.position > 0 AND (v.duration <= 0 OR p.position < v.duration * 0.95) \
+             ORDER BY p.updated_at DESC, v.id DESC LIMIT $2 OFFSET $3"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(user.0)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
@@ -165,8 +166,15 @@ impl Application {
             backend = self.services.store.backend_name(),
             "listening (gRPC, gRPC-web, REST on one port)"
         );
+        // Without TCP_NODELAY, small HTTP/2 frames (headers, trailers) wait for delayed ACKs:
+        // ~40 ms per gRPC call.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         let result = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

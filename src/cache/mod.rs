@@ -4,6 +4,7 @@
 //! and never served again — invalidation is immediate on every process, with no race.
 
 use std::{
+    any::Any,
     collections::HashMap,
     future::Future,
     sync::{Arc, Mutex},
@@ -28,9 +29,12 @@ enum Backend {
     Redis(Redis),
 }
 
+/// Typed values: a hit costs a clone, not a deserialisation.
+type AnyValue = Arc<dyn Any + Send + Sync>;
+
 struct Memory {
     versions: Mutex<HashMap<String, u64>>,
-    entries: moka::future::Cache<String, Arc<Vec<u8>>>,
+    entries: moka::future::Cache<String, AnyValue>,
 }
 
 /// Reads a scope's version and the entry under it in one round trip.
@@ -73,7 +77,7 @@ impl Cache {
     /// The value cached under `key` in `scope`, or `load()`'s result, which is then cached.
     pub async fn get_or_load<T, F, Fut>(&self, scope: &str, key: &str, load: F) -> AppResult<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
@@ -82,15 +86,16 @@ impl Cache {
             Backend::Memory(memory) => {
                 let version = memory.version(scope);
                 let full = format!("{scope}:{version}:{key}");
-                if let Some(bytes) = memory.entries.get(&full).await
-                    && let Ok(value) = serde_json::from_slice(&bytes)
+                if let Some(entry) = memory.entries.get(&full).await
+                    && let Some(value) = entry.downcast_ref::<T>()
                 {
-                    return Ok(value);
+                    return Ok(value.clone());
                 }
                 let value = load().await?;
-                if let Ok(bytes) = serde_json::to_vec(&value) {
-                    memory.entries.insert(full, Arc::new(bytes)).await;
-                }
+                memory
+                    .entries
+                    .insert(full, Arc::new(value.clone()) as AnyValue)
+                    .await;
                 Ok(value)
             }
             Backend::Redis(redis) => {

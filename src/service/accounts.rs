@@ -399,22 +399,19 @@ impl Accounts {
         let user_id = claims
             .user_id()
             .ok_or(AppError::Unauthenticated("The access token is invalid."))?;
-        let session = self
+        let (session, user) = self
             .store
-            .session(&claims.sid)
+            .session_with_user(&claims.sid)
             .await?
-            .filter(|s| s.user_id == user_id.0 && s.is_alive(Timestamp::now()))
+            .filter(|(s, _)| s.user_id == user_id.0 && s.is_alive(Timestamp::now()))
             .ok_or(AppError::Unauthenticated(
                 "The session has ended. Please log in again.",
             ))?;
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AppError::Unauthenticated(
+        if !user.is_active {
+            return Err(AppError::Unauthenticated(
                 "The account no longer exists or is inactive.",
-            ))?;
+            ));
+        }
         Ok(Caller {
             user,
             session_id: session.id,

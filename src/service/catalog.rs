@@ -412,7 +412,7 @@ impl Catalog {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct UserState {
     favorites: Vec<i64>,
     progress: Vec<(i64, f64)>,

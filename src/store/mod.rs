@@ -422,6 +422,40 @@ impl Store {
         }))
     }
 
+    /// A session and its user in one round trip (checked on every authenticated request).
+    pub async fn session_with_user(
+        &self,
+        id: &str,
+    ) -> AppResult<Option<(SessionRecord, UserRecord)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRecord,
+            session_created_at: Timestamp,
+            expires_at: Timestamp,
+            revoked_at: Option<Timestamp>,
+        }
+        let sql = "SELECT u.id, u.email, u.password_hash, u.is_active, u.is_superuser, u.is_guest, \
+                   u.phone, u.address, u.created_at, u.last_login, \
+                   s.created_at AS session_created_at, s.expires_at, s.revoked_at \
+                   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+        let row = on_pool!(self, pool => {
+            sqlx::query_as::<_, Row>(sql).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| {
+            (
+                SessionRecord {
+                    id: id.to_owned(),
+                    user_id: r.user.id,
+                    created_at: r.session_created_at,
+                    expires_at: r.expires_at,
+                    revoked_at: r.revoked_at,
+                },
+                r.user,
+            )
+        }))
+    }
+
     /// Revokes one session.
     pub async fn revoke_session(&self, id: &str) -> AppResult<()> {
         on_pool!(self, pool => {

@@ -253,12 +253,22 @@ impl Store {
             )
             .fetch_all(pool)
             .await?;
-            let (total,): (i64,) = bind_all!(
-                sqlx::query_as(sqlx::AssertSqlSafe(count.text)),
-                count.args
-            )
-            .fetch_one(pool)
-            .await?;
+            // A short first (or any non-empty last) offset page already tells the total.
+            let returned = i64::try_from(videos.len()).unwrap_or(i64::MAX);
+            let total = if query.after.is_none()
+                && returned < query.limit
+                && (returned > 0 || query.offset == 0)
+            {
+                query.offset + returned
+            } else {
+                let (total,): (i64,) = bind_all!(
+                    sqlx::query_as(sqlx::AssertSqlSafe(count.text)),
+                    count.args
+                )
+                .fetch_one(pool)
+                .await?;
+                total
+            };
             Ok(VideoPage { videos, total })
         })
     }

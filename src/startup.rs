@@ -17,7 +17,7 @@ use crate::{
     mail::Mailer,
     ratelimit::RateLimiter,
     security::Tokens,
-    service::{Accounts, Catalog, VideoLimits},
+    service::{Accounts, Catalog, SessionCache, VideoLimits},
     store::Store,
     web,
 };
@@ -77,7 +77,13 @@ impl Services {
             },
             settings.media_dir.clone(),
         );
-        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter);
+        let sessions = match (&redis, settings.is_postgres()) {
+            (Some(redis), _) => SessionCache::shared(redis.clone()),
+            (None, false) => SessionCache::local(),
+            // Several processes may share PostgreSQL with no feed to keep caches coherent.
+            (None, true) => SessionCache::disabled(),
+        };
+        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter, sessions);
         Ok(Self {
             store,
             redis,

@@ -16,6 +16,8 @@ use crate::{
     store::{NewUser, ProfileUpdate, RefreshUse, SessionRecord, Store, Timestamp, UserRecord},
 };
 
+use super::SessionCache;
+
 /// The e-mail the legacy frontend's demo button logs in with.
 pub const GUEST_LOGIN_EMAIL: &str = "guest@videoflix.com";
 
@@ -81,6 +83,7 @@ pub struct Accounts {
     mailer: Mailer,
     limiter: RateLimiter,
     limits: Limits,
+    sessions: SessionCache,
     frontend_url: Url,
     guest_domain: String,
     activation_ttl: u64,
@@ -98,6 +101,7 @@ impl Accounts {
         tokens: Tokens,
         mailer: Mailer,
         limiter: RateLimiter,
+        sessions: SessionCache,
     ) -> Self {
         Self {
             store,
@@ -112,6 +116,7 @@ impl Accounts {
                 mail: settings.throttle_mail,
                 guest: settings.throttle_anon,
             },
+            sessions,
             frontend_url: settings.frontend_url.clone(),
             guest_domain: settings.guest_email_domain.clone(),
             activation_ttl: settings.activation_token_ttl,
@@ -383,7 +388,8 @@ impl Accounts {
             RefreshUse::Fresh(_) => Err(AppError::Unauthenticated(
                 "The session has ended. Please log in again.",
             )),
-            RefreshUse::Reused => {
+            RefreshUse::Reused(session_id) => {
+                self.sessions.invalidate_session(&session_id).await;
                 tracing::warn!("refresh token reused; session revoked");
                 Err(AppError::Unauthenticated(
                     "The refresh token was already used; the session has been revoked.",
@@ -399,31 +405,44 @@ impl Accounts {
         let user_id = claims
             .user_id()
             .ok_or(AppError::Unauthenticated("The access token is invalid."))?;
-        let (session, user) = self
+        let now = Timestamp::now();
+        let usable = |(session, user): &(SessionRecord, UserRecord)| {
+            session.user_id == user_id.0 && session.is_alive(now) && user.is_active
+        };
+        if let Some(entry) = self.sessions.get(&claims.sid)
+            && usable(&entry)
+        {
+            return Ok(Caller {
+                user: entry.1.clone(),
+                session_id: entry.0.id.clone(),
+            });
+        }
+        let generation = self.sessions.generation();
+        let entry = self
             .store
             .session_with_user(&claims.sid)
             .await?
-            .filter(|(s, _)| s.user_id == user_id.0 && s.is_alive(Timestamp::now()))
+            .filter(|e| usable(e))
             .ok_or(AppError::Unauthenticated(
                 "The session has ended. Please log in again.",
             ))?;
-        if !user.is_active {
-            return Err(AppError::Unauthenticated(
-                "The account no longer exists or is inactive.",
-            ));
-        }
-        Ok(Caller {
-            user,
-            session_id: session.id,
-        })
+        let caller = Caller {
+            user: entry.1.clone(),
+            session_id: entry.0.id.clone(),
+        };
+        self.sessions
+            .insert(&claims.sid, std::sync::Arc::new(entry), generation);
+        Ok(caller)
     }
 
     /// Ends the caller's session; a guest account is deleted. Returns whether it was a guest.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, caller: &Caller) -> AppResult<bool> {
         self.store.revoke_session(&caller.session_id).await?;
+        self.sessions.invalidate_session(&caller.session_id).await;
         if caller.user.is_guest {
             self.store.delete_user(caller.user.user_id()).await?;
+            self.sessions.invalidate_user(caller.user.id).await;
             tracing::info!(user_id = caller.user.id, "guest logged out and deleted");
             return Ok(true);
         }
@@ -438,6 +457,7 @@ impl Accounts {
             .purge_guests(Timestamp::now().minus_secs(self.guest_ttl))
             .await?;
         if removed > 0 {
+            self.sessions.invalidate_all().await;
             tracing::info!(removed, "expired guest accounts purged");
         }
         Ok(removed)
@@ -501,6 +521,7 @@ impl Accounts {
         {
             return Err(AppError::InvalidLink);
         }
+        self.sessions.invalidate_user(user.id).await;
         tracing::info!(user_id = user.id, "password reset; sessions revoked");
         Ok(())
     }
@@ -530,10 +551,13 @@ impl Accounts {
             phone: phone.and_then(Result::ok).map(Phone::into_inner),
             address: address.and_then(Result::ok).map(Address::into_inner),
         };
-        self.store
+        let user = self
+            .store
             .update_profile(caller.user.user_id(), &update)
             .await?
-            .ok_or(AppError::NotFound("user"))
+            .ok_or(AppError::NotFound("user"))?;
+        self.sessions.invalidate_user(user.id).await;
+        Ok(user)
     }
 
     // ---- helpers -----------------------------------------------------------------------------

@@ -105,8 +105,8 @@ impl SessionRecord {
 pub enum RefreshUse {
     /// First use: the token is now spent; here is its session.
     Fresh(SessionRecord),
-    /// The token had been used before: a sign of theft. The session has been revoked.
-    Reused,
+    /// The token had been used before: a sign of theft. This session has been revoked.
+    Reused(String),
     /// No such token.
     Unknown,
 }
@@ -521,7 +521,7 @@ impl Store {
                             .bind(&session_id)
                             .execute(&mut *tx)
                             .await?;
-                            RefreshUse::Reused
+                            RefreshUse::Reused(session_id)
                         }
                         None => RefreshUse::Unknown,
                     }

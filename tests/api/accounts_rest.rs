@@ -4,7 +4,7 @@ use reqwest::Method;
 use rstest::rstest;
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, spawn_app};
+use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app, spawn_app_with};
 
 #[rstest]
 #[case::embedded(Backend::Embedded)]
@@ -589,4 +589,44 @@ async fn protected_paths_reject_missing_malformed_and_forged_tokens(#[case] back
     app.call(Method::GET, "/login/", None, None)
         .await
         .expect_error(405, "request");
+}
+
+#[tokio::test]
+async fn a_logout_on_one_process_is_seen_at_once_by_another() {
+    let first = spawn_app(Backend::Real).await;
+    let second = spawn_app_with(
+        Backend::Real,
+        AppOptions {
+            args: Vec::new(),
+            share_with: Some(first.shared()),
+        },
+    )
+    .await;
+    let token = first.active_user("multi@example.com", PASSWORD).await;
+    // The second process verifies (and caches) the session.
+    second.get_auth("/api/me/", &token).await.expect(200);
+    second.get_auth("/api/me/", &token).await.expect(200);
+
+    // A profile change on the first process shows on the second at once.
+    first
+        .call(
+            Method::PATCH,
+            "/api/me/",
+            Some(json!({"phone": "12345"})),
+            Some(&token),
+        )
+        .await
+        .expect(200);
+    let me = second.get_auth("/api/me/", &token).await.expect(200);
+    assert_eq!(me.body["phone"], "12345");
+
+    // Logout on the first process: the second refuses the token immediately.
+    first
+        .call(Method::DELETE, "/logout/", None, Some(&token))
+        .await
+        .expect(200);
+    second
+        .get_auth("/api/me/", &token)
+        .await
+        .expect_error(401, "token");
 }

@@ -43,13 +43,15 @@ pub async fn caller<T>(
     accounts.authenticate(bearer(request.metadata())?).await
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when proxies are trusted.
+/// The client's address: the peer, or, when a proxy is trusted, the right-most
+/// `X-Forwarded-For` entry — the one our proxy appended. Entries to its left come from the
+/// client and can be forged.
 pub fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
     let forwarded = trust_proxy
         .then(|| request.metadata().get("x-forwarded-for"))
         .flatten()
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
     ClientInfo {
         ip: forwarded.or_else(|| request.remote_addr().map(|a| a.ip())),

@@ -11,6 +11,9 @@ use tracing::Instrument as _;
 
 use crate::error::{AppError, AppResult};
 
+/// Longest a hash may wait for a permit.
+const QUEUE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct Hasher {
@@ -83,10 +86,11 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> AppResult<T> {
-        let _permit = self
-            .permits
-            .acquire()
+        // A flood of logins must not queue without bound behind the hashing permits: past the
+        // deadline the caller gets 503 and can retry.
+        let _permit = tokio::time::timeout(QUEUE_DEADLINE, self.permits.acquire())
             .await
+            .map_err(|_| AppError::Unavailable("password hashing is overloaded".into()))?
             .map_err(|_| AppError::Unavailable("hasher closed".into()))?;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(f))

@@ -170,6 +170,17 @@ impl Accounts {
         let (Ok(email), Some(password), true) = (email, password, errors.is_empty()) else {
             return Err(AppError::Validation(errors));
         };
+        if email.as_str() == GUEST_LOGIN_EMAIL
+            || email
+                .as_str()
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(&self.guest_domain))
+        {
+            return Err(AppError::field(
+                "email",
+                "This address is reserved for guest access; use your own e-mail address.",
+            ));
+        }
         let hash = self.hasher.hash(password.expose()).await?;
         let user = self
             .store
@@ -210,7 +221,7 @@ impl Accounts {
     #[tracing::instrument(skip_all)]
     pub async fn resend_activation(&self, client: ClientInfo, email: &str) -> AppResult<()> {
         let email = Email::parse(email)?;
-        self.limit_mail(client, &email).await?;
+        self.limit_mail("activation", client, &email).await?;
         if let Some(user) = self.store.user_by_email(&email).await?
             && !user.is_active
             && !user.is_guest
@@ -252,12 +263,13 @@ impl Accounts {
         }
         let account_key = format!("login:acct:{email}");
         let address_key = format!("login:ip:{}", client.ip_key());
-        self.limiter
-            .check(&account_key, self.limits.login_account, Mode::Peek)
-            .await?;
-        self.limiter
-            .check(&address_key, self.limits.login_address, Mode::Peek)
-            .await?;
+        // Every attempt is counted *before* the (slow) password check, so a burst of parallel
+        // guesses cannot all slip past the limit; a success clears the account's count.
+        self.limit_both(
+            (&account_key, self.limits.login_account),
+            (&address_key, self.limits.login_address),
+        )
+        .await?;
         let user = self.store.user_by_email(&email).await?;
         let verified = match &user {
             Some(user) => self.hasher.verify(password, &user.password_hash).await?,
@@ -269,15 +281,7 @@ impl Accounts {
         let user = match (user, verified) {
             (Some(user), true) => user,
             _ => {
-                // Count the failure against both keys; the error never says which part was wrong.
-                let _ = self
-                    .limiter
-                    .check(&account_key, self.limits.login_account, Mode::Consume)
-                    .await;
-                let _ = self
-                    .limiter
-                    .check(&address_key, self.limits.login_address, Mode::Consume)
-                    .await;
+                // The error never says which part was wrong.
                 tracing::info!("failed login");
                 return Err(AppError::InvalidCredentials);
             }
@@ -291,7 +295,9 @@ impl Accounts {
         } else {
             self.refresh_ttl
         };
-        let tokens = self.start_session(&user, ttl).await?;
+        let tokens = self
+            .start_session(&user, ttl, Some(&user.password_hash))
+            .await?;
         self.store.touch_last_login(user.user_id()).await?;
         tracing::info!(user_id = user.id, "login");
         Ok(LoginOutcome { tokens, user })
@@ -331,12 +337,19 @@ impl Accounts {
                 Err(e) => return Err(e),
             }
         };
-        let tokens = self.start_session(&user, self.guest_ttl).await?;
+        let tokens = self.start_session(&user, self.guest_ttl, None).await?;
         tracing::info!(user_id = user.id, "guest login");
         Ok(LoginOutcome { tokens, user })
     }
 
-    async fn start_session(&self, user: &UserRecord, ttl_secs: u64) -> AppResult<IssuedTokens> {
+    /// Starts a session. With `checked_hash`, only if the password is still the one just
+    /// verified: a login racing a password reset must not outlive the reset.
+    async fn start_session(
+        &self,
+        user: &UserRecord,
+        ttl_secs: u64,
+        checked_hash: Option<&str>,
+    ) -> AppResult<IssuedTokens> {
         let now = Timestamp::now();
         let session = SessionRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
@@ -346,9 +359,13 @@ impl Accounts {
             revoked_at: None,
         };
         let refresh = new_refresh_token();
-        self.store
-            .create_session(&session, &hash_refresh_token(&refresh))
-            .await?;
+        if !self
+            .store
+            .create_session(&session, &hash_refresh_token(&refresh), checked_hash)
+            .await?
+        {
+            return Err(AppError::InvalidCredentials);
+        }
         Ok(IssuedTokens {
             access: self.tokens.issue_access(user.user_id(), &session.id)?,
             refresh,
@@ -469,7 +486,7 @@ impl Accounts {
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, client: ClientInfo, email: &str) -> AppResult<()> {
         let email = Email::parse(email)?;
-        self.limit_mail(client, &email).await?;
+        self.limit_mail("reset", client, &email).await?;
         if let Some(user) = self.store.user_by_email(&email).await?
             && !user.is_guest
         {
@@ -571,21 +588,25 @@ impl Accounts {
             .ok_or(AppError::InvalidLink)
     }
 
-    async fn limit_mail(&self, client: ClientInfo, email: &Email) -> AppResult<()> {
-        self.limiter
-            .check(
-                &format!("mail:ip:{}", client.ip_key()),
+    /// Limits one mail flow (`activation` or `reset`) per address and per account.
+    async fn limit_mail(&self, flow: &str, client: ClientInfo, email: &Email) -> AppResult<()> {
+        self.limit_both(
+            (
+                &format!("mail:{flow}:ip:{}", client.ip_key()),
                 self.limits.mail,
-                Mode::Consume,
-            )
-            .await?;
-        self.limiter
-            .check(
-                &format!("mail:acct:{email}"),
-                self.limits.mail,
-                Mode::Consume,
-            )
-            .await
+            ),
+            (&format!("mail:{flow}:acct:{email}"), self.limits.mail),
+        )
+        .await
+    }
+
+    /// Counts a request against two limits, but only if both still admit it (a request refused
+    /// by one must not use up the other's budget).
+    async fn limit_both(&self, first: (&str, Rate), second: (&str, Rate)) -> AppResult<()> {
+        self.limiter.check(first.0, first.1, Mode::Peek).await?;
+        self.limiter.check(second.0, second.1, Mode::Peek).await?;
+        self.limiter.check(first.0, first.1, Mode::Consume).await?;
+        self.limiter.check(second.0, second.1, Mode::Consume).await
     }
 
     fn link(&self, route: &str, user: UserId, token: &str) -> String {

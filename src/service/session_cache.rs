@@ -41,8 +41,8 @@ struct Inner {
     feed: Option<(Redis, String)>,
 }
 
-/// How long an entry may live without being used or invalidated (bounds the staleness of
-/// changes made by other programs, e.g. `createsuperuser`, that publish nothing).
+/// How long an entry may live at most (bounds the staleness of changes made by programs that
+/// publish nothing, e.g. `createsuperuser`, and of a revocation whose publication failed).
 const TTL: Duration = Duration::from_secs(60);
 
 impl SessionCache {
@@ -138,7 +138,7 @@ impl Inner {
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_idle(TTL)
+                .time_to_live(TTL)
                 .support_invalidation_closures()
                 .build(),
             generation: AtomicU64::new(0),

@@ -380,34 +380,44 @@ impl Store {
 
     // ---- sessions ----------------------------------------------------------------------------
 
-    /// Starts a session with its first refresh token.
+    /// Starts a session with its first refresh token. With `password_hash`, only if the user's
+    /// password hash is still that one (checked in the same statement); returns whether the
+    /// session was created.
     pub async fn create_session(
         &self,
         session: &SessionRecord,
         refresh_hash: &str,
-    ) -> AppResult<()> {
-        on_pool!(self, pool => {
+        password_hash: Option<&str>,
+    ) -> AppResult<bool> {
+        Ok(on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            let created = sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS \
+                 (SELECT 1 FROM users WHERE id = $2 AND ($5 IS NULL OR password_hash = $5))",
             )
             .bind(&session.id)
             .bind(session.user_id)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(password_hash)
             .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(refresh_hash)
-            .bind(&session.id)
-            .bind(session.created_at)
-            .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if created == 1 {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(refresh_hash)
+                .bind(&session.id)
+                .bind(session.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
-        });
-        Ok(())
+            created == 1
+        }))
     }
 
     /// The session with this id.

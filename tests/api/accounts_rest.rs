@@ -630,3 +630,22 @@ async fn a_logout_on_one_process_is_seen_at_once_by_another() {
         .await
         .expect_error(401, "token");
 }
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn the_guest_addresses_cannot_be_registered(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    for email in [
+        "guest@videoflix.com",
+        "videoflix-abc123@guest.videoflix.com",
+    ] {
+        app.post(
+            "/register/",
+            json!({"email": email, "password": PASSWORD, "confirm_password": PASSWORD}),
+        )
+        .await
+        .expect_error(400, "email");
+    }
+}

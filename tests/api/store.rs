@@ -65,7 +65,12 @@ async fn the_store_behaves_the_same_on_both_databases(#[case] backend: Backend) 
         expires_at: now.plus_secs(60),
         revoked_at: None,
     };
-    store.create_session(&session, "r1").await.expect("session");
+    assert!(
+        store
+            .create_session(&session, "r1", Some("hash"))
+            .await
+            .expect("session")
+    );
     assert!(
         matches!(store.rotate_refresh("r1", "r2").await.expect("rotate"), RefreshUse::Fresh(s) if s.id == "s1")
     );
@@ -89,7 +94,25 @@ async fn the_store_behaves_the_same_on_both_databases(#[case] backend: Backend) 
         id: "s2".into(),
         ..session
     };
-    store.create_session(&s2, "q1").await.expect("session");
+    assert!(
+        !store
+            .create_session(
+                &SessionRecord {
+                    id: "s3".into(),
+                    ..s2.clone()
+                },
+                "q0",
+                Some("stale")
+            )
+            .await
+            .expect("guarded")
+    );
+    assert!(
+        store
+            .create_session(&s2, "q1", None)
+            .await
+            .expect("session")
+    );
     assert!(
         !store
             .change_password(user.user_id(), "wrong", "new")

@@ -118,9 +118,41 @@ async fn failed_logins_are_limited_per_address_and_mail_flows_too(#[case] backen
     app.post("/reset-password/", json!({"email": "r1@example.com"}))
         .await
         .expect_error(429, "throttled");
-    app.post("/resend-activation/", json!({"email": "r1@example.com"}))
+    // Activation mails have their own budget: a spent reset budget does not block them.
+    for _ in 0..2 {
+        app.post("/resend-activation/", json!({"email": "r1@example.com"}))
+            .await
+            .expect(200);
+    }
+    app.post("/resend-activation/", json!({"email": "r2@example.com"}))
         .await
         .expect_error(429, "throttled");
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_account_limit() {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        with(&[("--throttle-login-account", "3/min")]),
+    )
+    .await;
+    app.active_user("target@example.com", PASSWORD).await;
+    let guesses = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            app.post(
+                "/login/",
+                json!({"email": "target@example.com", "password": format!("Guess-{i}-xyz")}),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((wrong, throttled), (3, 9), "{statuses:?}");
 }
 
 #[tokio::test]

@@ -11,7 +11,6 @@ use crate::error::{AppError, AppResult};
 /// A pooled Redis client with a key namespace.
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
     pool: bb8::Pool<RedisConnectionManager>,
     prefix: String,
 }
@@ -27,7 +26,6 @@ impl Redis {
             .await
             .context("building the Redis pool")?;
         let redis = Self {
-            client: redis::Client::open(url).context("parsing REDIS_URL")?,
             pool,
             prefix: prefix.trim_end_matches(':').to_owned(),
         };
@@ -50,21 +48,6 @@ impl Redis {
             .get()
             .await
             .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
-    }
-
-    /// A dedicated connection subscribed to `channel` (pub/sub must not share pooled
-    /// connections), as a stream of messages.
-    pub async fn pubsub(&self, channel: &str) -> AppResult<redis::aio::PubSubStream> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| AppError::Unavailable(format!("redis: {e}")))?;
-        pubsub
-            .subscribe(channel)
-            .await
-            .map_err(|e| AppError::Unavailable(format!("redis: {e}")))?;
-        Ok(pubsub.into_on_message())
     }
 
     /// Round trip to the server (readiness).

@@ -68,7 +68,7 @@ impl Services {
         };
         let catalog = Catalog::new(
             store.clone(),
-            cache,
+            cache.clone(),
             limiter.clone(),
             VideoLimits {
                 anon: settings.throttle_anon,
@@ -77,13 +77,22 @@ impl Services {
             },
             settings.media_dir.clone(),
         );
-        let sessions = match (&redis, settings.is_postgres()) {
-            (Some(redis), _) => SessionCache::shared(redis.clone()),
-            (None, false) => SessionCache::local(),
-            // Several processes may share PostgreSQL with no feed to keep caches coherent.
-            (None, true) => SessionCache::disabled(),
+        // Only a single-process deployment can keep verified sessions in memory and still
+        // revoke them at once; with PostgreSQL or Redis several processes may serve.
+        let sessions = if redis.is_none() && !settings.is_postgres() {
+            SessionCache::local()
+        } else {
+            SessionCache::disabled()
         };
-        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter, sessions);
+        let accounts = Accounts::new(
+            settings,
+            store.clone(),
+            tokens,
+            mailer,
+            limiter,
+            sessions,
+            cache,
+        );
         Ok(Self {
             store,
             redis,

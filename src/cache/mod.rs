@@ -37,10 +37,30 @@ struct Memory {
     entries: moka::future::Cache<String, AnyValue>,
 }
 
+/// A missing version key (new deployment, or evicted by a `maxmemory` policy) is seeded with the
+/// server time in microseconds, so versions never run backwards onto old entries.
+const SEED: &str = r"
+local function version(key)
+  local v = redis.call('GET', key)
+  if not v then
+    local t = redis.call('TIME')
+    redis.call('SET', key, t[1] .. string.format('%06d', tonumber(t[2])), 'NX')
+    v = redis.call('GET', key)
+  end
+  return v
+end
+";
+
 /// Reads a scope's version and the entry under it in one round trip.
 const GET_SCRIPT: &str = r"
-local v = redis.call('GET', KEYS[1]) or '0'
+local v = version(KEYS[1])
 return {v, redis.call('GET', ARGV[1] .. v .. ARGV[2])}
+";
+
+/// Moves a scope to a new version.
+const BUMP_SCRIPT: &str = r"
+version(KEYS[1])
+return redis.call('INCR', KEYS[1])
 ";
 
 impl Cache {
@@ -104,7 +124,7 @@ impl Cache {
                 let suffix = format!(":{key}");
                 let found = async {
                     let mut conn = redis.conn().await.ok()?;
-                    redis::Script::new(GET_SCRIPT)
+                    redis::Script::new(&format!("{SEED}{GET_SCRIPT}"))
                         .key(&version_key)
                         .arg(&prefix)
                         .arg(&suffix)
@@ -150,19 +170,28 @@ impl Cache {
             }
             Backend::Redis(redis) => {
                 let key = redis.key(&format!("cache:{scope}:version"));
-                let result = match redis.conn().await {
-                    Ok(mut conn) => redis::cmd("INCR")
-                        .arg(&key)
-                        .query_async::<i64>(&mut *conn)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = result {
-                    // The entries expire within the TTL; say so loudly.
-                    tracing::error!(error = %e, scope, "cache invalidation failed");
+                let script = redis::Script::new(&format!("{SEED}{BUMP_SCRIPT}"));
+                let mut last_error = String::new();
+                for attempt in 0..3u32 {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    let result = match redis.conn().await {
+                        Ok(mut conn) => script
+                            .key(&key)
+                            .invoke_async::<i64>(&mut *conn)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match result {
+                        Ok(()) => return,
+                        Err(e) => last_error = e,
+                    }
                 }
+                // The entries expire within the TTL; say so loudly.
+                tracing::error!(error = %last_error, scope, "cache invalidation failed");
             }
         }
     }

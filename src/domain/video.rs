@@ -287,9 +287,14 @@ impl PageToken {
                 "The page token belongs to another ordering.",
             ));
         }
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        // Within years 1..=9999, as any real row is.
+        if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&micros) {
+            return Err(invalid());
+        }
         Ok(Self {
             ordering,
-            micros: micros.parse().map_err(|_| invalid())?,
+            micros,
             id: id.parse().map_err(|_| invalid())?,
         })
     }

@@ -151,7 +151,10 @@ fn genre_from_pb(value: i32) -> Result<Option<Genre>, FieldError> {
         Ok(pb::Genre::Horror) => Ok(Some(Genre::Horror)),
         Ok(pb::Genre::Drama) => Ok(Some(Genre::Drama)),
         Ok(pb::Genre::Technic) => Ok(Some(Genre::Technic)),
-        Err(_) => Err(FieldError::new("genre", format!("Unknown genre {value}."))),
+        Err(_) => Err(FieldError::new(
+            "genre",
+            "Not a valid choice. Choose one of: documentary, action, horror, drama, technic.",
+        )),
     }
 }
 
@@ -176,12 +179,23 @@ fn timestamp_pb(ts: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-fn micros_from_pb(ts: Option<&prost_types::Timestamp>) -> Option<i64> {
-    ts.map(|t| {
-        t.seconds
-            .saturating_mul(1_000_000)
-            .saturating_add(i64::from(t.nanos) / 1000)
-    })
+/// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z (the range of google.protobuf
+/// .Timestamp, which both databases store).
+const MIN_SECONDS: i64 = -62_135_596_800;
+const MAX_SECONDS: i64 = 253_402_300_799;
+
+fn micros_from_pb(
+    ts: Option<&prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<Option<i64>, FieldError> {
+    let Some(t) = ts else { return Ok(None) };
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(FieldError::new(
+            field,
+            "The time must lie between the years 1 and 9999.",
+        ));
+    }
+    Ok(Some(t.seconds * 1_000_000 + i64::from(t.nanos) / 1000))
 }
 
 /// Page size: 0 → default, above the maximum → the maximum, negative → error.
@@ -198,6 +212,12 @@ fn page_size(raw: i32) -> Result<i64, FieldError> {
 
 fn search(raw: &str) -> Result<Option<String>, FieldError> {
     let value = raw.trim().to_lowercase();
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "search",
+            "The search text contains control characters.",
+        ));
+    }
     if value.chars().count() > 100 {
         return Err(FieldError::new(
             "search",
@@ -286,8 +306,10 @@ impl VideoService for VideoGrpc {
             language: language_from_pb(r.language).map_err(AppError::from)?,
             uploaded_by: Some(r.uploaded_by).filter(|id| *id > 0),
             favorites_of: None,
-            uploaded_after: micros_from_pb(r.uploaded_after.as_ref()),
-            updated_after: micros_from_pb(r.updated_after.as_ref()),
+            uploaded_after: micros_from_pb(r.uploaded_after.as_ref(), "uploaded_after")
+                .map_err(AppError::from)?,
+            updated_after: micros_from_pb(r.updated_after.as_ref(), "updated_after")
+                .map_err(AppError::from)?,
             search: search(&r.search).map_err(AppError::from)?,
         };
         let page = self
@@ -356,6 +378,8 @@ impl VideoService for VideoGrpc {
         request: Request<pb::CreateVideoRequest>,
     ) -> Result<Response<pb::CreateVideoResponse>, Status> {
         let caller = self.caller(&request).await?;
+        // Permission before validation: a non-admin learns nothing about the input rules.
+        self.catalog.require_admin(&caller)?;
         let meta = meta_from_pb(request.into_inner().metadata)?;
         let view = self.catalog.create(&caller, meta).await?;
         Ok(Response::new(pb::CreateVideoResponse {
@@ -376,6 +400,7 @@ impl VideoService for VideoGrpc {
         request: Request<pb::UpdateVideoRequest>,
     ) -> Result<Response<pb::UpdateVideoResponse>, Status> {
         let caller = self.caller(&request).await?;
+        self.catalog.require_admin(&caller)?;
         let r = request.into_inner();
         let id = positive_id(r.id, "id").map_err(AppError::from)?;
         let meta = r.metadata.unwrap_or_default();
@@ -388,11 +413,9 @@ impl VideoService for VideoGrpc {
             "genre".to_owned(),
             "language".to_owned(),
         ];
-        let paths = r
-            .update_mask
-            .map(|m| m.paths)
-            .filter(|p| !p.is_empty())
-            .unwrap_or(all);
+        // No mask: replace every field. A mask with no paths: change nothing (answers the
+        // video as it is).
+        let paths = r.update_mask.map_or(all, |m| m.paths);
         let mut patch = VideoPatch::default();
         for path in &paths {
             let path = path.strip_prefix("metadata.").unwrap_or(path);
@@ -427,6 +450,7 @@ impl VideoService for VideoGrpc {
         request: Request<pb::DeleteVideoRequest>,
     ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
         let caller = self.caller(&request).await?;
+        self.catalog.require_admin(&caller)?;
         let id = positive_id(request.get_ref().id, "id").map_err(AppError::from)?;
         self.catalog.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteVideoResponse {}))
@@ -555,7 +579,17 @@ mod tests {
         let ts = Timestamp::from_micros(1_700_000_000_123_456);
         let pb = timestamp_pb(ts);
         assert_eq!((pb.seconds, pb.nanos), (1_700_000_000, 123_456_000));
-        assert_eq!(micros_from_pb(Some(&pb)), Some(ts.micros()));
+        assert_eq!(micros_from_pb(Some(&pb), "t"), Ok(Some(ts.micros())));
+        let ancient = prost_types::Timestamp {
+            seconds: -300_000_000_000,
+            nanos: 0,
+        };
+        assert!(micros_from_pb(Some(&ancient), "t").is_err());
+        let far = prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert!(micros_from_pb(Some(&far), "t").is_err());
     }
 
     #[test]

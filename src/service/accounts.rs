@@ -16,7 +16,8 @@ use crate::{
     store::{NewUser, ProfileUpdate, RefreshUse, SessionRecord, Store, Timestamp, UserRecord},
 };
 
-use super::SessionCache;
+use super::{CATALOG, SessionCache};
+use crate::cache::Cache;
 
 /// The e-mail the legacy frontend's demo button logs in with.
 pub const GUEST_LOGIN_EMAIL: &str = "guest@videoflix.com";
@@ -84,6 +85,7 @@ pub struct Accounts {
     limiter: RateLimiter,
     limits: Limits,
     sessions: SessionCache,
+    catalog_cache: Cache,
     frontend_url: Url,
     guest_domain: String,
     activation_ttl: u64,
@@ -102,6 +104,7 @@ impl Accounts {
         mailer: Mailer,
         limiter: RateLimiter,
         sessions: SessionCache,
+        catalog_cache: Cache,
     ) -> Self {
         Self {
             store,
@@ -117,6 +120,7 @@ impl Accounts {
                 guest: settings.throttle_anon,
             },
             sessions,
+            catalog_cache,
             frontend_url: settings.frontend_url.clone(),
             guest_domain: settings.guest_email_domain.clone(),
             activation_ttl: settings.activation_token_ttl,
@@ -574,6 +578,8 @@ impl Accounts {
             .await?
             .ok_or(AppError::NotFound("user"))?;
         self.sessions.invalidate_user(user.id).await;
+        // Videos show their uploader's profile.
+        self.catalog_cache.invalidate(CATALOG).await;
         Ok(user)
     }
 

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Scope of every shared catalog entry.
-const CATALOG: &str = "catalog";
+pub const CATALOG: &str = "catalog";
 /// How many videos "recent" returns.
 pub const RECENT_COUNT: i64 = 5;
 /// Default and maximum page sizes.
@@ -259,9 +259,10 @@ impl Catalog {
     ) -> AppResult<Vec<VideoView>> {
         let records = self
             .store
+            // One more than the largest page: room for the caller's look-ahead row.
             .continue_watching(
                 caller.user.user_id(),
-                page_size.clamp(1, MAX_PAGE_SIZE),
+                page_size.clamp(1, MAX_PAGE_SIZE + 1),
                 offset.max(0),
             )
             .await?;
@@ -286,7 +287,12 @@ impl Catalog {
         })
     }
 
-    /// Changes the fields given in `patch` (superusers only).
+    /// Fails unless the caller may write the catalog.
+    pub fn require_admin(&self, caller: &Caller) -> AppResult<()> {
+        require_superuser(caller)
+    }
+
+    /// Changes the fields given in `patch` (superusers only); an empty patch changes nothing.
     pub async fn update(
         &self,
         caller: &Caller,
@@ -299,6 +305,14 @@ impl Catalog {
             .video(id)
             .await?
             .ok_or(AppError::NotFound("video"))?;
+        if patch.title.is_none()
+            && patch.description.is_none()
+            && patch.author.is_none()
+            && patch.genre.is_none()
+            && patch.language.is_none()
+        {
+            return Ok(self.views(caller, vec![current]).await?.remove(0));
+        }
         let current_genre = current.genre.clone().unwrap_or_default();
         let current_language = current.language.clone().unwrap_or_default();
         let meta = VideoMeta::parse(&crate::domain::RawVideoMeta {

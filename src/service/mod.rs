@@ -6,7 +6,7 @@ mod session_cache;
 
 pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
 pub use catalog::{
-    Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
+    CATALOG, Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
     VideoPatch, VideoView,
 };
 pub use session_cache::SessionCache;

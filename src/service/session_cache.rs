@@ -1,29 +1,24 @@
 //! Verified sessions kept in memory, so the session check of every authenticated call costs no
 //! database round trip — without giving up immediate revocation:
 //!
-//! - every revocation (logout, password reset, refresh-token reuse, profile change, deletion)
-//!   removes the entries locally and, when Redis is configured, publishes the removal to every
-//!   other process, which applies it as soon as Redis delivers it;
+//! - only a single-process deployment (the embedded SQLite default) uses it, where every
+//!   revocation (logout, password reset, refresh-token reuse, profile change, deletion) happens
+//!   in this process and removes the entries synchronously, before the revoking call returns;
 //! - a generation counter closes the race of a reader that loaded a session just before a
 //!   revocation and stores it just after: it re-checks the generation and drops its entry;
-//! - while the invalidation feed is down the cache is bypassed (and emptied when it comes back);
-//! - with PostgreSQL but no Redis (several processes could share the database without a feed)
-//!   there is no cache at all.
+//! - deployments that may run several processes (PostgreSQL, Redis) check the database on every
+//!   call: a cross-process notification could arrive after the next request, and revocation
+//!   must be immediate.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use tokio_stream::StreamExt as _;
-
-use crate::{
-    kv::Redis,
-    store::{SessionRecord, UserRecord},
-};
+use crate::store::{SessionRecord, UserRecord};
 
 /// A verified session and its user.
 pub type Entry = Arc<(SessionRecord, UserRecord)>;
@@ -37,12 +32,10 @@ pub struct SessionCache {
 struct Inner {
     entries: moka::sync::Cache<String, Entry>,
     generation: AtomicU64,
-    healthy: AtomicBool,
-    feed: Option<(Redis, String)>,
 }
 
-/// How long an entry may live at most (bounds the staleness of changes made by programs that
-/// publish nothing, e.g. `createsuperuser`, and of a revocation whose publication failed).
+/// How long an entry may live at most (bounds the staleness of changes made by other programs
+/// on the same database, e.g. `createsuperuser` promoting a logged-in user).
 const TTL: Duration = Duration::from_secs(60);
 
 impl SessionCache {
@@ -54,25 +47,13 @@ impl SessionCache {
     /// A cache for a single process (the embedded SQLite deployment).
     pub fn local() -> Self {
         Self {
-            inner: Some(Arc::new(Inner::new(None, true))),
+            inner: Some(Arc::new(Inner::new())),
         }
     }
 
-    /// A cache kept coherent across processes through Redis pub/sub.
-    pub fn shared(redis: Redis) -> Self {
-        let channel = redis.key("auth:invalidate");
-        let inner = Arc::new(Inner::new(Some((redis, channel)), false));
-        tokio::spawn(subscribe(Arc::downgrade(&inner)));
-        Self { inner: Some(inner) }
-    }
-
-    /// The cached entry for `sid`, if the cache is usable.
+    /// The cached entry for `sid`, if any.
     pub fn get(&self, sid: &str) -> Option<Entry> {
-        let inner = self.inner.as_ref()?;
-        if !inner.healthy.load(Ordering::SeqCst) {
-            return None;
-        }
-        inner.entries.get(sid)
+        self.inner.as_ref()?.entries.get(sid)
     }
 
     /// The current generation; pass it to [`Self::insert`] after loading from the database.
@@ -85,9 +66,6 @@ impl SessionCache {
     /// Stores an entry loaded while the generation was `generation`.
     pub fn insert(&self, sid: &str, entry: Entry, generation: u64) {
         let Some(inner) = &self.inner else { return };
-        if !inner.healthy.load(Ordering::SeqCst) {
-            return;
-        }
         inner.entries.insert(sid.to_owned(), entry);
         // An invalidation that ran while we were loading may have missed our entry.
         if inner.generation.load(Ordering::SeqCst) != generation {
@@ -111,30 +89,14 @@ impl SessionCache {
     }
 
     async fn invalidate(&self, message: &str) {
-        let Some(inner) = &self.inner else { return };
-        inner.apply(message);
-        if let Some((redis, channel)) = &inner.feed {
-            let published = match redis.conn().await {
-                Ok(mut conn) => redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(message)
-                    .query_async::<i64>(&mut *conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = published {
-                // Redis is unreachable for us, so most likely for the other processes' feeds
-                // too, which then bypass their caches; log it in case it is only us.
-                tracing::error!(error = %e, "publishing a session revocation failed");
-            }
+        if let Some(inner) = &self.inner {
+            inner.apply(message);
         }
     }
 }
 
 impl Inner {
-    fn new(feed: Option<(Redis, String)>, healthy: bool) -> Self {
+    fn new() -> Self {
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -142,8 +104,6 @@ impl Inner {
                 .support_invalidation_closures()
                 .build(),
             generation: AtomicU64::new(0),
-            healthy: AtomicBool::new(healthy),
-            feed,
         }
     }
 
@@ -161,52 +121,6 @@ impl Inner {
         } else {
             self.entries.invalidate_all();
         }
-    }
-
-    fn set_healthy(&self, healthy: bool) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
-        self.healthy.store(healthy, Ordering::SeqCst);
-    }
-}
-
-/// Follows the invalidation channel for as long as the cache exists, reconnecting with backoff.
-async fn subscribe(inner: std::sync::Weak<Inner>) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let Some((redis, channel)) = strong.feed.clone() else {
-            return;
-        };
-        drop(strong);
-        match redis.pubsub(&channel).await {
-            Ok(mut stream) => {
-                if let Some(strong) = inner.upgrade() {
-                    strong.set_healthy(true);
-                }
-                delay = Duration::from_millis(200);
-                while let Some(message) = stream.next().await {
-                    let Some(strong) = inner.upgrade() else {
-                        return;
-                    };
-                    match message.get_payload::<String>() {
-                        Ok(payload) => strong.apply(&payload),
-                        Err(_) => strong.apply("*"),
-                    }
-                }
-                tracing::warn!("session invalidation feed closed; bypassing the session cache");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "session invalidation feed unavailable; retrying");
-            }
-        }
-        if let Some(strong) = inner.upgrade() {
-            strong.set_healthy(false);
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -182,12 +182,14 @@ fn where_clause(sql: &mut Sql, filter: &VideoFilter, after: Option<&PageToken>) 
         conditions.push(format!("v.updated_at >= {p}"));
     }
     if let Some(search) = &filter.search {
+        // '!' as the escape character means the same in SQLite and PostgreSQL whatever
+        // standard_conforming_strings says (a backslash would not).
         let escaped = search
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+            .replace('!', "!!")
+            .replace('%', "!%")
+            .replace('_', "!_");
         let p = sql.arg(Arg::Text(format!("%{escaped}%")));
-        conditions.push(format!("v.search_text LIKE {p} ESCAPE '\\'"));
+        conditions.push(format!("v.search_text LIKE {p} ESCAPE '!'"));
     }
     if let Some(token) = after {
         let column = token.ordering.column();

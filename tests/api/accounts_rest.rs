@@ -428,6 +428,8 @@ async fn password_reset_works_once_and_ends_every_session(#[case] backend: Backe
     let app = spawn_app(backend).await;
     let email = "reset@example.com";
     let old_token = app.active_user(email, PASSWORD).await;
+    // Use the session first, so any in-memory copy of it must be dropped by the reset.
+    app.get_auth("/api/me/", &old_token).await.expect(200);
 
     // Same answer for an unknown e-mail, and no mail for it.
     let known = app
@@ -508,6 +510,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_session(#[case] backend: Back
         .expect(200);
     let second = next.body["refresh"].as_str().expect("refresh").to_owned();
     let access = next.body["access"].as_str().expect("access").to_owned();
+    app.get_auth("/api/me/", &access).await.expect(200);
 
     // Replay of the spent token: refused, and the whole family dies.
     app.post("/jwt/refresh/", json!({"refresh": first}))

@@ -310,6 +310,15 @@ async fn only_superusers_write_and_writes_are_validated(#[case] backend: Backend
     app.call(Method::DELETE, &path, None, Some(&user))
         .await
         .expect_error(403, "permission");
+    app.call(Method::PATCH, &path, Some(json!({})), Some(&user))
+        .await
+        .expect_error(403, "permission");
+    // An empty PATCH by an admin changes nothing.
+    let same = app
+        .call(Method::PATCH, &path, Some(json!({})), Some(&admin))
+        .await
+        .expect(200);
+    assert_eq!(same.body["updated_at"], video["updated_at"]);
 
     // Validation names the field.
     for (body, kind) in [

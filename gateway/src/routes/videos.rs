@@ -136,11 +136,19 @@ fn parse_language(raw: Option<&str>) -> ApiResult<i32> {
 }
 
 fn video_id(raw: &str) -> ApiResult<i64> {
-    raw.trim()
+    let id = raw
+        .trim()
         .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| bad("id", "A valid integer id is required."))
+        .map_err(|_| bad("id", "A valid integer id is required."))?;
+    if id <= 0 {
+        // An integer, just not one any video has.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "video not found.",
+        ));
+    }
+    Ok(id)
 }
 
 /// Absolute URL of this request with `page` replaced (DRF's `next`/`previous`).
@@ -247,16 +255,23 @@ pub(crate) async fn list_videos(
             if page.is_some() {
                 return Err(bad("page", "page needs page_size."));
             }
-            // The legacy API answers the whole list: follow the cursor to the end.
+            // The legacy API answers the whole list: follow the cursor to the end. A video
+            // edited meanwhile can move behind the cursor (updated_at ordering): keep the first.
             request.page_size = 100;
             let mut all = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             loop {
                 let r = gw
                     .video()
                     .list_videos(fwd.request(request.clone()))
                     .await?
                     .into_inner();
-                all.extend(r.videos.into_iter().map(VideoDto::from));
+                all.extend(
+                    r.videos
+                        .into_iter()
+                        .filter(|v| seen.insert(v.id))
+                        .map(VideoDto::from),
+                );
                 if r.next_page_token.is_empty() {
                     break;
                 }
@@ -323,6 +338,12 @@ impl<S: Send + Sync> FromRequest<S> for VideoForm {
     }
 }
 
+/// A genre or language name for a write: known names map to their enum value, anything else to
+/// an invalid value that the service rejects (after checking the caller may write at all).
+fn enum_or_invalid(parsed: ApiResult<i32>) -> i32 {
+    parsed.unwrap_or(-1)
+}
+
 fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMetadata> {
     let get = |name: &str| {
         fields
@@ -335,8 +356,8 @@ fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMet
         title: get("title"),
         description: get("description"),
         author: get("author"),
-        genre: parse_genre(Some(&get("genre")))?,
-        language: parse_language(Some(&get("language")))?,
+        genre: enum_or_invalid(parse_genre(Some(&get("genre")))),
+        language: enum_or_invalid(parse_language(Some(&get("language")))),
     })
 }
 
@@ -412,14 +433,8 @@ async fn update(
         .filter(|(_, v)| !partial || v.is_some())
         .map(|(f, _)| (*f).to_owned())
         .collect();
-    if paths.is_empty() {
-        let r = gw
-            .video()
-            .get_video(fwd.request(pb::GetVideoRequest { id }))
-            .await?
-            .into_inner();
-        return Ok(Json(r.video.unwrap_or_default().into()));
-    }
+    // An empty mask asks the service to change nothing (it still checks the caller's rights
+    // and that the video exists).
     let r = gw
         .video()
         .update_video(fwd.request(pb::UpdateVideoRequest {

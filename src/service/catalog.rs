@@ -407,9 +407,17 @@ impl Catalog {
         let state: UserState = self
             .cache
             .get_or_load(&user_scope(user), "state", || async {
+                let rows = self.store.user_state(user).await?;
                 Ok(UserState {
-                    favorites: self.store.favorite_ids(user).await?,
-                    progress: self.store.progress_of(user).await?,
+                    favorites: rows
+                        .iter()
+                        .filter(|(_, p)| p.is_none())
+                        .map(|(v, _)| *v)
+                        .collect(),
+                    progress: rows
+                        .iter()
+                        .filter_map(|(v, p)| p.map(|p| (*v, p)))
+                        .collect(),
                 })
             })
             .await?;

@@ -417,17 +417,6 @@ impl Store {
         Ok(())
     }
 
-    /// Ids of the user's favorite videos.
-    pub async fn favorite_ids(&self, user: UserId) -> AppResult<Vec<i64>> {
-        let rows: Vec<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT video_id FROM favorites WHERE user_id = $1")
-                .bind(user.0)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
     /// Records a playback position (upsert); false if the video does not exist.
     pub async fn save_progress(
         &self,
@@ -457,13 +446,18 @@ impl Store {
         }
     }
 
-    /// The user's positions per video.
-    pub async fn progress_of(&self, user: UserId) -> AppResult<Vec<(i64, f64)>> {
+    /// The user's favorites and positions in one round trip: `(video, Some(position))` for
+    /// progress rows, `(video, None)` for favorites.
+    pub async fn user_state(&self, user: UserId) -> AppResult<Vec<(i64, Option<f64>)>> {
         Ok(on_pool!(self, pool => {
-            sqlx::query_as("SELECT video_id, position FROM watch_progress WHERE user_id = $1")
-                .bind(user.0)
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT video_id, NULL AS position FROM favorites WHERE user_id = $1 \
+                 UNION ALL \
+                 SELECT video_id, position FROM watch_progress WHERE user_id = $1",
+            )
+            .bind(user.0)
+            .fetch_all(pool)
+            .await?
         }))
     }
 

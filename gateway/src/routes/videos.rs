@@ -255,30 +255,47 @@ pub(crate) async fn list_videos(
             if page.is_some() {
                 return Err(bad("page", "page needs page_size."));
             }
-            // The legacy API answers the whole list: follow the cursor to the end. A video
-            // edited meanwhile can move behind the cursor (updated_at ordering): keep the first.
+            // The legacy API answers the whole list: follow the cursor to the end.
             request.page_size = 100;
-            let mut all = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            loop {
-                let r = gw
-                    .video()
-                    .list_videos(fwd.request(request.clone()))
-                    .await?
-                    .into_inner();
-                all.extend(
-                    r.videos
-                        .into_iter()
-                        .filter(|v| seen.insert(v.id))
-                        .map(VideoDto::from),
-                );
-                if r.next_page_token.is_empty() {
-                    break;
+            let all = all_pages(|token| {
+                let mut client = gw.video();
+                let request = fwd.request(pb::ListVideosRequest {
+                    page_token: token,
+                    ..request.clone()
+                });
+                async move {
+                    let r = client.list_videos(request).await?.into_inner();
+                    Ok((r.videos, r.next_page_token))
                 }
-                request.page_token = r.next_page_token;
-            }
+            })
+            .await?;
             Ok(Json(all).into_response())
         }
+    }
+}
+
+/// Every page of a cursor-paged list, as one array. A video that moved behind the cursor
+/// meanwhile (edited, with `updated_at` ordering) is kept once, where it was first seen.
+async fn all_pages<F, Fut>(mut page: F) -> ApiResult<Vec<VideoDto>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<pb::Video>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut token = String::new();
+    loop {
+        let (videos, next) = page(token).await?;
+        all.extend(
+            videos
+                .into_iter()
+                .filter(|v| seen.insert(v.id))
+                .map(VideoDto::from),
+        );
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
     }
 }
 
@@ -646,23 +663,18 @@ pub(crate) async fn list_favorites(
     State(gw): State<Gateway>,
     fwd: Forward,
 ) -> ApiResult<Json<Vec<VideoDto>>> {
-    let mut request = pb::ListFavoritesRequest {
-        page_size: 100,
-        page_token: String::new(),
-    };
-    let mut all = Vec::new();
-    loop {
-        let r = gw
-            .video()
-            .list_favorites(fwd.request(request.clone()))
-            .await?
-            .into_inner();
-        all.extend(r.videos.into_iter().map(VideoDto::from));
-        if r.next_page_token.is_empty() {
-            break;
+    let all = all_pages(|page_token| {
+        let mut client = gw.video();
+        let request = fwd.request(pb::ListFavoritesRequest {
+            page_size: 100,
+            page_token,
+        });
+        async move {
+            let r = client.list_favorites(request).await?.into_inner();
+            Ok((r.videos, r.next_page_token))
         }
-        request.page_token = r.next_page_token;
-    }
+    })
+    .await?;
     Ok(Json(all))
 }
 
@@ -716,22 +728,17 @@ pub(crate) async fn continue_watching(
     State(gw): State<Gateway>,
     fwd: Forward,
 ) -> ApiResult<Json<Vec<VideoDto>>> {
-    let mut request = pb::ListContinueWatchingRequest {
-        page_size: 100,
-        page_token: String::new(),
-    };
-    let mut all = Vec::new();
-    loop {
-        let r = gw
-            .video()
-            .list_continue_watching(fwd.request(request.clone()))
-            .await?
-            .into_inner();
-        all.extend(r.videos.into_iter().map(VideoDto::from));
-        if r.next_page_token.is_empty() {
-            break;
+    let all = all_pages(|page_token| {
+        let mut client = gw.video();
+        let request = fwd.request(pb::ListContinueWatchingRequest {
+            page_size: 100,
+            page_token,
+        });
+        async move {
+            let r = client.list_continue_watching(request).await?.into_inner();
+            Ok((r.videos, r.next_page_token))
         }
-        request.page_token = r.next_page_token;
-    }
+    })
+    .await?;
     Ok(Json(all))
 }

@@ -1,7 +1,7 @@
 //! One typed [`Settings`] struct, read from the command line, the environment and an optional
 //! `.env` file (in that order of precedence), and validated once at start-up.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use clap::Args;
 use url::Url;
@@ -265,11 +265,6 @@ impl Settings {
             }
         }
         origins
-    }
-
-    /// Access-token lifetime.
-    pub fn access_ttl(&self) -> Duration {
-        Duration::from_secs(self.access_token_ttl)
     }
 
     /// Local address of the server as a [`SocketAddr`]-free description, for logs.

@@ -209,7 +209,7 @@ async fn watch_health(services: Services, health: HealthReporter) {
     let mut serving = true;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let ok = web::readiness(&services).await.is_ok();
+        let ok = web::readiness(&services).await;
         if ok != serving {
             serving = ok;
             let status = if ok {

@@ -18,7 +18,7 @@ use tonic::{service::Routes, transport::server::TcpConnectInfo};
 use tower::{Layer as _, ServiceExt as _, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{config::Settings, error::AppError, startup::Services};
+use crate::{config::Settings, startup::Services};
 
 /// Assembles the application router.
 pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
@@ -142,30 +142,44 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Checks every backend this process depends on.
-pub async fn readiness(services: &Services) -> Result<(), AppError> {
-    services.store.ping().await?;
-    if let Some(redis) = &services.redis {
-        redis.ping().await?;
+/// What a readiness check found.
+struct Probe {
+    database: bool,
+    /// None when no Redis is configured.
+    redis: Option<bool>,
+}
+
+impl Probe {
+    async fn run(services: &Services) -> Self {
+        let database = services.store.ping().await.is_ok();
+        let redis = match &services.redis {
+            Some(redis) => Some(redis.ping().await.is_ok()),
+            None => None,
+        };
+        Self { database, redis }
     }
-    Ok(())
+
+    fn ready(&self) -> bool {
+        self.database && self.redis != Some(false)
+    }
+}
+
+/// Whether every backend this process depends on answers.
+pub async fn readiness(services: &Services) -> bool {
+    Probe::run(services).await.ready()
 }
 
 async fn readyz(State(services): State<Services>) -> Response {
-    let database = services.store.ping().await;
-    let redis = match &services.redis {
-        Some(redis) => Some(redis.ping().await),
-        None => None,
-    };
-    let ready = database.is_ok() && redis.as_ref().is_none_or(Result::is_ok);
+    let probe = Probe::run(&services).await;
+    let ready = probe.ready();
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": {
             "backend": services.store.backend_name(),
-            "ok": database.is_ok(),
+            "ok": probe.database,
         },
-        "redis": match &redis {
-            Some(r) => json!({"configured": true, "ok": r.is_ok()}),
+        "redis": match probe.redis {
+            Some(ok) => json!({"configured": true, "ok": ok}),
             None => json!({"configured": false}),
         },
     });

@@ -7,7 +7,7 @@ use std::{
     any::Any,
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{Arc, LazyLock, Mutex},
     time::Duration,
 };
 
@@ -62,6 +62,12 @@ const BUMP_SCRIPT: &str = r"
 version(KEYS[1])
 return redis.call('INCR', KEYS[1])
 ";
+
+// Built (and SHA1-hashed for EVALSHA) once, not on every cache access.
+static GET: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{SEED}{GET_SCRIPT}")));
+static BUMP: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{SEED}{BUMP_SCRIPT}")));
 
 impl Cache {
     /// An in-process cache holding up to `capacity` entries for `ttl`.
@@ -124,8 +130,7 @@ impl Cache {
                 let suffix = format!(":{key}");
                 let found = async {
                     let mut conn = redis.conn().await.ok()?;
-                    redis::Script::new(&format!("{SEED}{GET_SCRIPT}"))
-                        .key(&version_key)
+                    GET.key(&version_key)
                         .arg(&prefix)
                         .arg(&suffix)
                         .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
@@ -170,14 +175,13 @@ impl Cache {
             }
             Backend::Redis(redis) => {
                 let key = redis.key(&format!("cache:{scope}:version"));
-                let script = redis::Script::new(&format!("{SEED}{BUMP_SCRIPT}"));
                 let mut last_error = String::new();
                 for attempt in 0..3u32 {
                     if attempt > 0 {
                         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                     }
                     let result = match redis.conn().await {
-                        Ok(mut conn) => script
+                        Ok(mut conn) => BUMP
                             .key(&key)
                             .invoke_async::<i64>(&mut *conn)
                             .await

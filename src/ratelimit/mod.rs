@@ -157,9 +157,11 @@ async fn redis_check(
     period: u64,
     mode: Mode,
 ) -> AppResult<u64> {
-    let script = redis::Script::new(GCRA_SCRIPT);
+    // Built (and SHA1-hashed for EVALSHA) once, not on every request.
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(GCRA_SCRIPT));
     let mut conn = redis.conn().await?;
-    script
+    SCRIPT
         .key(redis.key(&format!("rl:{key}")))
         .arg(interval)
         .arg(period)

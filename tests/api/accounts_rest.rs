@@ -4,7 +4,7 @@ use reqwest::Method;
 use rstest::rstest;
 use serde_json::json;
 
-use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, spawn_app, spawn_peer};
 
 #[rstest]
 #[case::embedded(Backend::Embedded)]
@@ -597,14 +597,7 @@ async fn protected_paths_reject_missing_malformed_and_forged_tokens(#[case] back
 #[tokio::test]
 async fn a_logout_on_one_process_is_seen_at_once_by_another() {
     let first = spawn_app(Backend::Real).await;
-    let second = spawn_app_with(
-        Backend::Real,
-        AppOptions {
-            args: Vec::new(),
-            share_with: Some(first.shared()),
-        },
-    )
-    .await;
+    let second = spawn_peer(&first, Vec::new()).await;
     let token = first.active_user("multi@example.com", PASSWORD).await;
     // The second process verifies (and caches) the session.
     second.get_auth("/api/me/", &token).await.expect(200);

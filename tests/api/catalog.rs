@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use tonic::Code;
 use videoflix::{domain::Email, grpc::pb, store::NewUser};
 
-use crate::helpers::{AppOptions, Backend, PASSWORD, TestApp, authed, spawn_app, spawn_app_with};
+use crate::helpers::{
+    AppOptions, Backend, PASSWORD, TestApp, authed, spawn_app, spawn_app_with, spawn_peer,
+};
 
 /// Creates an active superuser directly in the store and logs in.
 async fn admin_token(app: &TestApp) -> String {
@@ -714,14 +716,7 @@ async fn grpc_pages_stay_stable_while_videos_are_added(#[case] backend: Backend)
 #[tokio::test]
 async fn a_write_on_one_process_is_seen_at_once_by_another() {
     let first = spawn_app(Backend::Real).await;
-    let second = spawn_app_with(
-        Backend::Real,
-        AppOptions {
-            args: Vec::new(),
-            share_with: Some(first.shared()),
-        },
-    )
-    .await;
+    let second = spawn_peer(&first, Vec::new()).await;
     let admin = admin_token(&first).await;
     let ids = seed(&first, &admin).await;
     let user = guest_token(&second).await;

@@ -260,6 +260,18 @@ async fn create_postgres_database() -> String {
     url.to_string()
 }
 
+/// A second process of `first`'s deployment (same database, Redis prefix, mail server).
+pub async fn spawn_peer(first: &TestApp, args: Vec<(String, String)>) -> TestApp {
+    spawn_app_with(
+        first.backend,
+        AppOptions {
+            args,
+            share_with: Some(first.shared()),
+        },
+    )
+    .await
+}
+
 /// The real server with test defaults (throttling on, generous limits).
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, AppOptions::default()).await

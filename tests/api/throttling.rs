@@ -7,7 +7,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use videoflix::grpc::pb;
 
-use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app_with};
+use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app_with, spawn_peer};
 
 fn with(args: &[(&str, &str)]) -> AppOptions {
     AppOptions {
@@ -159,9 +159,7 @@ async fn parallel_guesses_cannot_outrun_the_account_limit() {
 async fn limits_are_shared_by_every_process_of_a_deployment() {
     let args = &[("--throttle-login-account", "2/min")];
     let first = spawn_app_with(Backend::Real, with(args)).await;
-    let mut options = with(args);
-    options.share_with = Some(first.shared());
-    let second = spawn_app_with(Backend::Real, options).await;
+    let second = spawn_peer(&first, with(args).args).await;
     first.active_user("shared@example.com", PASSWORD).await;
 
     first

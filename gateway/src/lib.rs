@@ -6,6 +6,7 @@
 //! validation, one authentication and one error model. It holds no business logic.
 
 mod call;
+mod conditional;
 mod docs;
 mod dto;
 mod error;
@@ -40,6 +41,7 @@ pub type RestService = MapRequest<Router, fn(Request<Body>) -> Request<Body>>;
 #[derive(Clone)]
 pub(crate) struct Gateway {
     grpc: GrpcService,
+    renders: conditional::Renders,
 }
 
 /// The REST API, its OpenAPI document (`/openapi.json`), Swagger UI (`/swagger/`) and Redoc
@@ -50,7 +52,10 @@ pub fn rest(grpc: GrpcService) -> RestService {
         .merge(docs::router(openapi))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .with_state(Gateway { grpc });
+        .with_state(Gateway {
+            grpc,
+            renders: conditional::Renders::new(),
+        });
     ServiceBuilder::new()
         .map_request(normalize_path as fn(Request<Body>) -> Request<Body>)
         .service(router)

@@ -33,6 +33,8 @@ enum Backend {
 type AnyValue = Arc<dyn Any + Send + Sync>;
 
 struct Memory {
+    /// Random per process, so versions (which restart at 0) never repeat across restarts.
+    epoch: u64,
     versions: Mutex<HashMap<String, u64>>,
     entries: moka::future::Cache<String, AnyValue>,
 }
@@ -63,9 +65,17 @@ version(KEYS[1])
 return redis.call('INCR', KEYS[1])
 ";
 
+const VERSIONS_SCRIPT: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = version(key) end
+return out
+";
+
 // Built (and SHA1-hashed for EVALSHA) once, not on every cache access.
 static GET: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(&format!("{SEED}{GET_SCRIPT}")));
+static VERSIONS: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{SEED}{VERSIONS_SCRIPT}")));
 static BUMP: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(&format!("{SEED}{BUMP_SCRIPT}")));
 
@@ -74,6 +84,7 @@ impl Cache {
     pub fn memory(ttl: Duration, capacity: u64) -> Self {
         Self {
             backend: Backend::Memory(Arc::new(Memory {
+                epoch: rand::random(),
                 versions: Mutex::new(HashMap::new()),
                 entries: moka::future::Cache::builder()
                     .max_capacity(capacity)
@@ -160,6 +171,42 @@ impl Cache {
                     }
                 }
                 Ok(value)
+            }
+        }
+    }
+
+    /// Whether entries are kept at all.
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self.backend, Backend::Disabled)
+    }
+
+    /// The current versions of `scopes`, as one string that changes whenever any of them is
+    /// invalidated (and differs across restarts and Redis flushes). `None` when the cache is off
+    /// or unreachable: then nothing can be validated against it.
+    pub async fn versions(&self, scopes: &[&str]) -> Option<String> {
+        match &self.backend {
+            Backend::Disabled => None,
+            Backend::Memory(memory) => {
+                let versions = memory.versions.lock().ok()?;
+                let mut out = format!("m{:x}", memory.epoch);
+                for scope in scopes {
+                    let version = versions.get(*scope).copied().unwrap_or(0);
+                    out.push_str(&format!(".{version}"));
+                }
+                Some(out)
+            }
+            Backend::Redis(redis) => {
+                let mut conn = redis.conn().await.ok()?;
+                let mut invocation = VERSIONS.prepare_invoke();
+                for scope in scopes {
+                    invocation.key(redis.key(&format!("cache:{scope}:version")));
+                }
+                invocation
+                    .invoke_async::<Vec<String>>(&mut *conn)
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, "cache versions read failed"))
+                    .ok()
+                    .map(|v| format!("r.{}", v.join(".")))
             }
         }
     }

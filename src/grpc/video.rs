@@ -44,6 +44,22 @@ impl VideoGrpc {
         }
     }
 
+    /// The etag of `request` (its if_none_match already taken out) as `caller` sees it, and
+    /// whether `if_none_match` names it: then the caller already holds the answer.
+    async fn etag<M: prost::Message>(
+        &self,
+        caller: &Caller,
+        request: &M,
+        if_none_match: &str,
+    ) -> (String, bool) {
+        let mut bytes = request.encode_to_vec();
+        // Media URLs are part of the answer.
+        bytes.extend_from_slice(self.public_url.as_str().as_bytes());
+        let etag = self.catalog.etag(caller, &bytes).await;
+        let unchanged = !etag.is_empty() && etag == if_none_match;
+        (etag, unchanged)
+    }
+
     /// Authenticates and throttles: anonymous (or bad-token) calls per address, users per user.
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let authenticated = match bearer(request.metadata()) {
@@ -112,9 +128,9 @@ impl VideoGrpc {
                 hd1080_url: self.media_url(&r.hd1080),
                 hls_url: self.media_url(&r.hls),
             }),
-            title: r.title,
-            description: r.description,
-            author: r.author,
+            title: r.title.clone(),
+            description: r.description.clone(),
+            author: r.author.clone(),
         }
     }
 
@@ -285,7 +301,8 @@ impl VideoService for VideoGrpc {
         request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let r = request.into_inner();
+        let mut r = request.into_inner();
+        let if_none_match = std::mem::take(&mut r.if_none_match);
         let ordering = Ordering::parse(&r.ordering).map_err(AppError::from)?;
         let paging = match (r.page_token.is_empty(), r.page) {
             (true, 0) => Paging::Cursor(None),
@@ -312,6 +329,15 @@ impl VideoService for VideoGrpc {
                 .map_err(AppError::from)?,
             search: search(&r.search).map_err(AppError::from)?,
         };
+        let page_size = page_size(r.page_size).map_err(AppError::from)?;
+        let (etag, unchanged) = self.etag(&caller, &r, &if_none_match).await;
+        if unchanged {
+            return Ok(Response::new(pb::ListVideosResponse {
+                etag,
+                not_modified: true,
+                ..Default::default()
+            }));
+        }
         let page = self
             .catalog
             .list(
@@ -320,7 +346,7 @@ impl VideoService for VideoGrpc {
                     filter,
                     only_favorites: r.is_favorite,
                     ordering,
-                    page_size: page_size(r.page_size).map_err(AppError::from)?,
+                    page_size,
                     paging,
                 },
             )
@@ -329,6 +355,8 @@ impl VideoService for VideoGrpc {
             next_page_token: page.next.map(|t| t.encode()).unwrap_or_default(),
             total_size: page.total,
             videos: self.videos_pb(page.videos),
+            etag,
+            not_modified: false,
         }))
     }
 
@@ -337,10 +365,22 @@ impl VideoService for VideoGrpc {
         request: Request<pb::GetVideoRequest>,
     ) -> Result<Response<pb::GetVideoResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let id = positive_id(request.get_ref().id, "id").map_err(AppError::from)?;
+        let mut r = request.into_inner();
+        let if_none_match = std::mem::take(&mut r.if_none_match);
+        let id = positive_id(r.id, "id").map_err(AppError::from)?;
+        let (etag, unchanged) = self.etag(&caller, &r, &if_none_match).await;
+        if unchanged {
+            return Ok(Response::new(pb::GetVideoResponse {
+                video: None,
+                etag,
+                not_modified: true,
+            }));
+        }
         let view = self.catalog.get(&caller, id).await?;
         Ok(Response::new(pb::GetVideoResponse {
             video: Some(self.video_pb(view)),
+            etag,
+            not_modified: false,
         }))
     }
 
@@ -349,10 +389,22 @@ impl VideoService for VideoGrpc {
         request: Request<pb::ListRecentVideosRequest>,
     ) -> Result<Response<pb::ListRecentVideosResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let exclude = Some(request.get_ref().to_exclude_id).filter(|id| *id > 0);
+        let mut r = request.into_inner();
+        let if_none_match = std::mem::take(&mut r.if_none_match);
+        let exclude = Some(r.to_exclude_id).filter(|id| *id > 0);
+        let (etag, unchanged) = self.etag(&caller, &r, &if_none_match).await;
+        if unchanged {
+            return Ok(Response::new(pb::ListRecentVideosResponse {
+                videos: Vec::new(),
+                etag,
+                not_modified: true,
+            }));
+        }
         let views = self.catalog.recent(&caller, exclude).await?;
         Ok(Response::new(pb::ListRecentVideosResponse {
             videos: self.videos_pb(views),
+            etag,
+            not_modified: false,
         }))
     }
 
@@ -361,8 +413,20 @@ impl VideoService for VideoGrpc {
         request: Request<pb::ListCategorizedVideosRequest>,
     ) -> Result<Response<pb::ListCategorizedVideosResponse>, Status> {
         let caller = self.caller(&request).await?;
+        let mut r = request.into_inner();
+        let if_none_match = std::mem::take(&mut r.if_none_match);
+        let (etag, unchanged) = self.etag(&caller, &r, &if_none_match).await;
+        if unchanged {
+            return Ok(Response::new(pb::ListCategorizedVideosResponse {
+                categories: Vec::new(),
+                etag,
+                not_modified: true,
+            }));
+        }
         let groups = self.catalog.categorized(&caller).await?;
         Ok(Response::new(pb::ListCategorizedVideosResponse {
+            etag,
+            not_modified: false,
             categories: groups
                 .into_iter()
                 .map(|(genre, views)| pb::GenreVideos {

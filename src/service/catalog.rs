@@ -5,6 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     path::PathBuf,
+    sync::Arc,
 };
 
 use crate::{
@@ -13,7 +14,7 @@ use crate::{
     error::{AppError, AppResult},
     ratelimit::{Mode, RateLimiter},
     service::{Caller, ClientInfo},
-    store::{Store, VideoFilter, VideoQuery, VideoRecord},
+    store::{Store, UserStateRows, VideoFilter, VideoQuery, VideoRecord},
 };
 
 /// Scope of every shared catalog entry.
@@ -28,8 +29,8 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 /// A video as one caller sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VideoView {
-    /// The shared record.
-    pub record: VideoRecord,
+    /// The shared record (shared with the cache: serving a cached list copies no strings).
+    pub record: Arc<VideoRecord>,
     /// Whether the caller marked it.
     pub is_favorite: bool,
     /// The caller's position in seconds.
@@ -152,6 +153,25 @@ impl Catalog {
 
     // ---- reads -------------------------------------------------------------------------------
 
+    /// A validator of what `caller` is shown for a request (`request`: its canonical bytes and
+    /// whatever else shapes the answer): it changes with every catalog write and every change
+    /// of the caller's favorites or progress. Empty when the cache is off (nothing to validate
+    /// against). Callers compute it *before* reading, so an answer is never older than its tag.
+    pub async fn etag(&self, caller: &Caller, request: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let user = user_scope(caller.user.user_id());
+        let Some(versions) = self.cache.versions(&[CATALOG, &user]).await else {
+            return String::new();
+        };
+        let digest = Sha256::new()
+            .chain_update(versions.as_bytes())
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(request)
+            .finalize();
+        hex::encode(&digest[..16])
+    }
+
     /// One page of the catalog.
     pub async fn list(&self, caller: &Caller, request: ListRequest) -> AppResult<ListPage> {
         let mut filter = request.filter;
@@ -172,16 +192,23 @@ impl Catalog {
             offset,
             limit: limit + 1,
         };
-        let page = if query.filter.favorites_of.is_some() {
-            // Depends on this user's favorites *and* on the catalog: not cached, so neither a
-            // favorite change nor a catalog write can leave it stale.
-            self.store.list_videos(&query).await?
+        // A favorites list depends on this user's favorites *and* on the catalog: not cached,
+        // so neither a favorite change nor a catalog write can leave it stale. Uncached reads
+        // fetch the caller's state in the same round trip.
+        let (page, state) = if query.filter.favorites_of.is_some() || !self.cache.is_enabled() {
+            let (page, rows) = self
+                .store
+                .list_videos_with_state(&query, caller.user.user_id())
+                .await?;
+            (SharedPage::from(page), Some(UserState::from(rows)))
         } else {
-            self.cache
+            let page = self
+                .cache
                 .get_or_load(CATALOG, &cache_key(&query), || async {
-                    self.store.list_videos(&query).await
+                    self.store.list_videos(&query).await.map(SharedPage::from)
                 })
-                .await?
+                .await?;
+            (page, None)
         };
         let mut videos = page.videos;
         let next = if videos.len() as i64 > limit {
@@ -197,8 +224,12 @@ impl Catalog {
         } else {
             None
         };
+        let state = match state {
+            Some(state) => state,
+            None => self.state(caller).await?,
+        };
         Ok(ListPage {
-            videos: self.views(caller, videos).await?,
+            videos: overlay(videos, state),
             next,
             total: page.total,
         })
@@ -209,7 +240,7 @@ impl Catalog {
         let record = self
             .cache
             .get_or_load(CATALOG, &format!("video:{id}"), || async {
-                self.store.video(id).await
+                Ok(self.store.video(id).await?.map(Arc::new))
             })
             .await?
             .ok_or(AppError::NotFound("video"))?;
@@ -222,7 +253,9 @@ impl Catalog {
         let records = self
             .cache
             .get_or_load(CATALOG, &key, || async {
-                self.store.recent_videos(exclude, RECENT_COUNT).await
+                Ok(shared(
+                    self.store.recent_videos(exclude, RECENT_COUNT).await?,
+                ))
             })
             .await?;
         self.views(caller, records).await
@@ -233,7 +266,7 @@ impl Catalog {
         let records = self
             .cache
             .get_or_load(CATALOG, "categorized", || async {
-                self.store.videos_with_genre().await
+                Ok(shared(self.store.videos_with_genre().await?))
             })
             .await?;
         let views = self.views(caller, records).await?;
@@ -266,7 +299,7 @@ impl Catalog {
                 offset.max(0),
             )
             .await?;
-        self.views(caller, records).await
+        self.views(caller, shared(records)).await
     }
 
     // ---- admin writes ------------------------------------------------------------------------
@@ -281,7 +314,7 @@ impl Catalog {
         self.cache.invalidate(CATALOG).await;
         tracing::info!(video_id = record.id, "video created");
         Ok(VideoView {
-            record,
+            record: Arc::new(record),
             is_favorite: false,
             progress: 0.0,
         })
@@ -311,7 +344,7 @@ impl Catalog {
             && patch.genre.is_none()
             && patch.language.is_none()
         {
-            return Ok(self.views(caller, vec![current]).await?.remove(0));
+            return Ok(self.views(caller, vec![Arc::new(current)]).await?.remove(0));
         }
         let current_genre = current.genre.clone().unwrap_or_default();
         let current_language = current.language.clone().unwrap_or_default();
@@ -330,7 +363,7 @@ impl Catalog {
             .ok_or(AppError::NotFound("video"))?;
         self.cache.invalidate(CATALOG).await;
         tracing::info!(video_id = id, "video updated");
-        Ok(self.views(caller, vec![record]).await?.remove(0))
+        Ok(self.views(caller, vec![Arc::new(record)]).await?.remove(0))
     }
 
     /// Deletes a video and its media files (superusers only).
@@ -402,42 +435,78 @@ impl Catalog {
     }
 
     /// Lays the caller's favorites and progress over shared records.
-    async fn views(&self, caller: &Caller, records: Vec<VideoRecord>) -> AppResult<Vec<VideoView>> {
-        let user = caller.user.user_id();
-        let state: UserState = self
-            .cache
-            .get_or_load(&user_scope(user), "state", || async {
-                let rows = self.store.user_state(user).await?;
-                Ok(UserState {
-                    favorites: rows
-                        .iter()
-                        .filter(|(_, p)| p.is_none())
-                        .map(|(v, _)| *v)
-                        .collect(),
-                    progress: rows
-                        .iter()
-                        .filter_map(|(v, p)| p.map(|p| (*v, p)))
-                        .collect(),
-                })
-            })
-            .await?;
-        let favorites: HashSet<i64> = state.favorites.into_iter().collect();
-        let progress: HashMap<i64, f64> = state.progress.into_iter().collect();
-        Ok(records
-            .into_iter()
-            .map(|record| VideoView {
-                is_favorite: favorites.contains(&record.id),
-                progress: progress.get(&record.id).copied().unwrap_or(0.0),
-                record,
-            })
-            .collect())
+    async fn views(
+        &self,
+        caller: &Caller,
+        records: Vec<Arc<VideoRecord>>,
+    ) -> AppResult<Vec<VideoView>> {
+        Ok(overlay(records, self.state(caller).await?))
     }
+
+    /// The caller's favorites and progress (cached in the caller's own scope).
+    async fn state(&self, caller: &Caller) -> AppResult<UserState> {
+        let user = caller.user.user_id();
+        self.cache
+            .get_or_load(&user_scope(user), "state", || async {
+                Ok(UserState::from(self.store.user_state(user).await?))
+            })
+            .await
+    }
+}
+
+fn overlay(records: Vec<Arc<VideoRecord>>, state: UserState) -> Vec<VideoView> {
+    let favorites: HashSet<i64> = state.favorites.into_iter().collect();
+    let progress: HashMap<i64, f64> = state.progress.into_iter().collect();
+    records
+        .into_iter()
+        .map(|record| VideoView {
+            is_favorite: favorites.contains(&record.id),
+            progress: progress.get(&record.id).copied().unwrap_or(0.0),
+            record,
+        })
+        .collect()
+}
+
+/// A cached page of shared records.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct SharedPage {
+    videos: Vec<Arc<VideoRecord>>,
+    total: i64,
+}
+
+impl From<crate::store::VideoPage> for SharedPage {
+    fn from(page: crate::store::VideoPage) -> Self {
+        Self {
+            videos: shared(page.videos),
+            total: page.total,
+        }
+    }
+}
+
+fn shared(records: Vec<VideoRecord>) -> Vec<Arc<VideoRecord>> {
+    records.into_iter().map(Arc::new).collect()
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct UserState {
     favorites: Vec<i64>,
     progress: Vec<(i64, f64)>,
+}
+
+impl From<UserStateRows> for UserState {
+    fn from(rows: UserStateRows) -> Self {
+        Self {
+            favorites: rows
+                .iter()
+                .filter(|(_, p)| p.is_none())
+                .map(|(v, _)| *v)
+                .collect(),
+            progress: rows
+                .iter()
+                .filter_map(|(v, p)| p.map(|p| (*v, p)))
+                .collect(),
+        }
+    }
 }
 
 fn user_scope(user: UserId) -> String {

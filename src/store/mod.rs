@@ -44,7 +44,7 @@ macro_rules! on_pool {
 mod timestamp;
 mod videos;
 
-pub use videos::{VideoFilter, VideoPage, VideoQuery, VideoRecord};
+pub use videos::{UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord};
 
 /// A stored account.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -77,6 +77,44 @@ const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.gen
     v.status_reason, v.video_file, v.poster, v.vtt_file, v.hd360, v.hd480, v.hd720, v.hd1080, \
     v.hls FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
 
+/// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), named as [`VideoRecord`]'s
+/// serde fields; timestamps are integer micros in both.
+const VIDEO_JSON: &str = "json_object(\
+    'id', r.id, 'title', r.title, 'description', r.description, 'author', r.author, \
+    'genre', r.genre, 'language', r.language, 'uploaded_by', r.uploaded_by, \
+    'uploader_email', r.uploader_email, 'uploader_phone', r.uploader_phone, \
+    'uploader_address', r.uploader_address, 'uploaded_at', r.uploaded_at, \
+    'updated_at', r.updated_at, 'duration', r.duration, 'status', r.status, \
+    'status_reason', r.status_reason, 'video_file', r.video_file, 'poster', r.poster, \
+    'vtt_file', r.vtt_file, 'hd360', r.hd360, 'hd480', r.hd480, 'hd720', r.hd720, \
+    'hd1080', r.hd1080, 'hls', r.hls)";
+
+/// SQLite: `sql` (a [`VIDEO_SELECT`] ordered by `order`, over columns of its output) as one row
+/// holding a JSON array. sqlx runs every SQLite connection on its own thread and hands each row,
+/// with a copy of each value, to the async side one at a time; for a page of 50 videos those
+/// hand-offs (thread wake-ups, cross-thread frees) cost more than the query itself.
+async fn sqlite_videos<'q>(
+    pool: &sqlx::SqlitePool,
+    query: sqlx::query::QueryAs<'q, sqlx::Sqlite, (String,), sqlx::sqlite::SqliteArguments>,
+) -> AppResult<Vec<VideoRecord>> {
+    let (json,) = query.fetch_one(pool).await?;
+    from_json(&json)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> AppResult<T> {
+    serde_json::from_str(json).map_err(|e| {
+        crate::error::AppError::Internal(anyhow::Error::new(e).context("decoding SQLite JSON"))
+    })
+}
+
+/// Wraps `sql` for [`sqlite_videos`]; `order` is its ORDER BY over output columns.
+fn sqlite_json(sql: &str, order: &str) -> String {
+    format!("SELECT json_group_array({VIDEO_JSON} ORDER BY {order}) FROM ({sql}) AS r")
+}
+
+/// A user's favorites `(video, None)` and positions `(video, Some(seconds))`.
+pub type UserStateRows = Vec<(i64, Option<f64>)>;
+
 /// Which videos a list shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct VideoFilter {
@@ -227,6 +265,30 @@ macro_rules! bind_all {
 impl Store {
     /// One page of videos matching `query`, with the total count.
     pub async fn list_videos(&self, query: &VideoQuery) -> AppResult<VideoPage> {
+        Ok(self.list_page(query, None).await?.0)
+    }
+
+    /// [`Store::list_videos`] and [`Store::user_state`] of `user` at once: one round trip on
+    /// SQLite, for reads that no cache serves.
+    pub async fn list_videos_with_state(
+        &self,
+        query: &VideoQuery,
+        user: UserId,
+    ) -> AppResult<(VideoPage, UserStateRows)> {
+        let (page, state) = self.list_page(query, Some(user)).await?;
+        let state = match state {
+            Some(state) => state,
+            None => self.user_state(user).await?,
+        };
+        Ok((page, state))
+    }
+
+    /// A page, and on SQLite `state_of`'s state from the same statement.
+    async fn list_page(
+        &self,
+        query: &VideoQuery,
+        state_of: Option<UserId>,
+    ) -> AppResult<(VideoPage, Option<UserStateRows>)> {
         let mut list = Sql {
             text: VIDEO_SELECT.to_owned(),
             args: Vec::new(),
@@ -237,32 +299,65 @@ impl Store {
         } else {
             "ASC"
         };
-        let limit = list.arg(Arg::I64(query.limit));
-        let offset = list.arg(Arg::I64(query.offset));
+        // LIMIT and OFFSET are written as literals (integers, never client text): SQLite
+        // re-prepares a statement whenever a parameter its LIMIT reads is bound again.
         list.text.push_str(&format!(
             " ORDER BY v.{col} {direction}, v.id {direction} LIMIT {limit} OFFSET {offset}",
-            col = query.ordering.column()
+            col = query.ordering.column(),
+            limit = query.limit,
+            offset = query.offset,
         ));
         let mut count = Sql {
             text: "SELECT COUNT(*) FROM videos v".to_owned(),
             args: Vec::new(),
         };
         where_clause(&mut count, &query.filter, None);
-        on_pool!(self, pool => {
-            let videos = bind_all!(
-                sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(list.text)),
-                list.args
-            )
-            .fetch_all(pool)
-            .await?;
-            // A short first (or any non-empty last) offset page already tells the total.
-            let returned = i64::try_from(videos.len()).unwrap_or(i64::MAX);
-            let total = if query.after.is_none()
-                && returned < query.limit
-                && (returned > 0 || query.offset == 0)
-            {
-                query.offset + returned
-            } else {
+        let order = format!(
+            "{col} {direction}, id {direction}",
+            col = query.ordering.column()
+        );
+        let (videos, state) = match &self.backend {
+            Backend::Postgres(pool) => {
+                let videos = bind_all!(
+                    sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(list.text)),
+                    list.args
+                )
+                .fetch_all(pool)
+                .await?;
+                (videos, None)
+            }
+            Backend::Sqlite(pool) => {
+                let mut sql = format!("SELECT ({})", sqlite_json(&list.text, &order));
+                if let Some(user) = state_of {
+                    let p = list.arg(Arg::I64(user.0));
+                    sql.push_str(&format!(
+                        ", (SELECT json_group_array(json_array(video_id, position)) FROM \
+                         (SELECT video_id, NULL AS position FROM favorites WHERE user_id = {p} \
+                         UNION ALL \
+                         SELECT video_id, position FROM watch_progress WHERE user_id = {p}))"
+                    ));
+                } else {
+                    sql.push_str(", NULL");
+                }
+                let (videos, state): (String, Option<String>) =
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), list.args)
+                        .fetch_one(pool)
+                        .await?;
+                let state = state
+                    .map(|json| from_json::<UserStateRows>(&json))
+                    .transpose()?;
+                (from_json::<Vec<VideoRecord>>(&videos)?, state)
+            }
+        };
+        // A short first (or any non-empty last) offset page already tells the total.
+        let returned = i64::try_from(videos.len()).unwrap_or(i64::MAX);
+        let total = if query.after.is_none()
+            && returned < query.limit
+            && (returned > 0 || query.offset == 0)
+        {
+            query.offset + returned
+        } else {
+            on_pool!(self, pool => {
                 let (total,): (i64,) = bind_all!(
                     sqlx::query_as(sqlx::AssertSqlSafe(count.text)),
                     count.args
@@ -270,9 +365,9 @@ impl Store {
                 .fetch_one(pool)
                 .await?;
                 total
-            };
-            Ok(VideoPage { videos, total })
-        })
+            })
+        };
+        Ok((VideoPage { videos, total }, state))
     }
 
     /// Every video with a genre, newest first (for the categorized view).
@@ -280,11 +375,15 @@ impl Store {
         let sql = format!(
             "{VIDEO_SELECT} WHERE v.genre IS NOT NULL ORDER BY v.uploaded_at DESC, v.id DESC"
         );
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+        match &self.backend {
+            Backend::Postgres(pool) => Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .fetch_all(pool)
-                .await?
-        }))
+                .await?),
+            Backend::Sqlite(pool) => {
+                let sql = sqlite_json(&sql, "uploaded_at DESC, id DESC");
+                sqlite_videos(pool, sqlx::query_as(sqlx::AssertSqlSafe(sql))).await
+            }
+        }
     }
 
     /// The `limit` newest videos, without `exclude`.
@@ -294,15 +393,20 @@ impl Store {
         limit: i64,
     ) -> AppResult<Vec<VideoRecord>> {
         let sql = format!(
-            "{VIDEO_SELECT} WHERE v.id <> $1 ORDER BY v.uploaded_at DESC, v.id DESC LIMIT $2"
+            "{VIDEO_SELECT} WHERE v.id <> $1 ORDER BY v.uploaded_at DESC, v.id DESC LIMIT {limit}"
         );
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(exclude.unwrap_or(-1))
-                .bind(limit)
+        let exclude = exclude.unwrap_or(-1);
+        match &self.backend {
+            Backend::Postgres(pool) => Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(exclude)
                 .fetch_all(pool)
-                .await?
-        }))
+                .await?),
+            Backend::Sqlite(pool) => {
+                let sql = sqlite_json(&sql, "uploaded_at DESC, id DESC");
+                let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(exclude);
+                sqlite_videos(pool, query).await
+            }
+        }
     }
 
     /// One video.
@@ -448,7 +552,7 @@ impl Store {
 
     /// The user's favorites and positions in one round trip: `(video, Some(position))` for
     /// progress rows, `(video, None)` for favorites.
-    pub async fn user_state(&self, user: UserId) -> AppResult<Vec<(i64, Option<f64>)>> {
+    pub async fn user_state(&self, user: UserId) -> AppResult<UserStateRows> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT video_id, NULL AS position FROM favorites WHERE user_id = $1 \
@@ -472,13 +576,11 @@ impl Store {
         let sql = format!(
             "{VIDEO_SELECT} JOIN watch_progress p ON p.video_id = v.id WHERE p.user_id = $1 \
              AND p.position > 0 AND (v.duration <= 0 OR p.position < v.duration * 0.95) \
-             ORDER BY p.updated_at DESC, v.id DESC LIMIT $2 OFFSET $3"
+             ORDER BY p.updated_at DESC, v.id DESC LIMIT {limit} OFFSET {offset}"
         );
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(user.0)
-                .bind(limit)
-                .bind(offset)
                 .fetch_all(pool)
                 .await?
         }))

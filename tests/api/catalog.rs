@@ -681,7 +681,13 @@ async fn grpc_pages_stay_stable_while_videos_are_added(#[case] backend: Backend)
         assert_eq!(status.code(), Code::InvalidArgument);
     }
     let status = video
-        .get_video(authed(pb::GetVideoRequest { id: 424_242 }, &admin))
+        .get_video(authed(
+            pb::GetVideoRequest {
+                id: 424_242,
+                ..Default::default()
+            },
+            &admin,
+        ))
         .await
         .expect_err("missing");
     assert_eq!(status.code(), Code::NotFound);
@@ -706,7 +712,7 @@ async fn grpc_pages_stay_stable_while_videos_are_added(#[case] backend: Backend)
         .expect_err("not admin");
     assert_eq!(status.code(), Code::PermissionDenied);
     let categorized = video
-        .list_categorized_videos(authed(pb::ListCategorizedVideosRequest {}, &guest))
+        .list_categorized_videos(authed(pb::ListCategorizedVideosRequest::default(), &guest))
         .await
         .expect("categorized")
         .into_inner();
@@ -805,4 +811,200 @@ async fn video_endpoints_are_throttled_per_user_and_per_address(#[case] backend:
     app.call(Method::GET, "/api/videos/", None, None)
         .await
         .expect_error(429, "throttled");
+}
+
+/// GET with a token and optional `If-None-Match`: (status, ETag, body text).
+async fn conditional_get(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    if_none_match: Option<&str>,
+) -> (u16, Option<String>, String) {
+    let mut request = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .header("authorization", format!("Token {token}"));
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, etag, response.text().await.expect("body"))
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn conditional_reads_answer_304_until_anything_shown_changes(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app).await;
+    let ids = seed(&app, &admin).await;
+    let user = guest_token(&app).await;
+    let other = guest_token(&app).await;
+    let video = format!("/api/videos/{}/", ids[1]);
+
+    for path in [
+        "/api/videos/",
+        "/api/videos/?page_size=2&page=2",
+        "/api/videos/recent_videos/",
+        "/api/videos/categorized_videos/",
+        video.as_str(),
+    ] {
+        let (status, etag, body) = conditional_get(&app, path, &user, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let etag = etag.unwrap_or_else(|| panic!("{path} has no ETag"));
+        assert!(etag.starts_with("W/\""), "{etag}");
+        let (status, again, empty) = conditional_get(&app, path, &user, Some(&etag)).await;
+        assert_eq!((status, empty.as_str()), (304, ""), "{path}");
+        assert_eq!(again.as_deref(), Some(etag.as_str()));
+        // Unconditional again: the same bytes (the gateway's kept copy, revalidated).
+        let (status, _, same) = conditional_get(&app, path, &user, None).await;
+        assert_eq!((status, same), (200, body), "{path}");
+        // An etag is the caller's own: another user gets the full answer.
+        let (status, _, _) = conditional_get(&app, path, &other, Some(&etag)).await;
+        assert_eq!(status, 200, "{path}");
+    }
+
+    // The caller's favorites are part of what is shown.
+    let (_, etag, _) = conditional_get(&app, "/api/videos/", &user, None).await;
+    let etag = etag.expect("etag");
+    app.call(
+        Method::POST,
+        &format!("/api/videos/{}/favorite/", ids[1]),
+        None,
+        Some(&user),
+    )
+    .await
+    .expect(200);
+    let (status, changed, body) = conditional_get(&app, "/api/videos/", &user, Some(&etag)).await;
+    assert_eq!(status, 200);
+    assert_ne!(changed.as_deref(), Some(etag.as_str()));
+    let list: Value = serde_json::from_str(&body).expect("json");
+    let favorite = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|v| v["id"] == json!(ids[1]))
+        .expect("video");
+    assert_eq!(favorite["is_favorite"], json!(true));
+    // Another user's favorite changes nothing for this one.
+    let etag = changed.expect("etag");
+    app.call(
+        Method::POST,
+        &format!("/api/videos/{}/favorite/", ids[2]),
+        None,
+        Some(&other),
+    )
+    .await
+    .expect(200);
+    let (status, _, _) = conditional_get(&app, "/api/videos/", &user, Some(&etag)).await;
+    assert_eq!(status, 304);
+
+    // Any catalog write changes it; the kept copy is not served.
+    app.call(
+        Method::PATCH,
+        &video,
+        Some(json!({"title": "Faster Cars"})),
+        Some(&admin),
+    )
+    .await
+    .expect(200);
+    let (status, _, body) = conditional_get(&app, "/api/videos/", &user, Some(&etag)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Faster Cars"), "{body}");
+    let (status, _, body) = conditional_get(&app, "/api/videos/", &user, None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Faster Cars"), "{body}");
+
+    // A deleted video is gone at once, not served from a kept copy.
+    let (_, etag, _) = conditional_get(&app, &video, &user, None).await;
+    app.call(Method::DELETE, &video, None, Some(&admin))
+        .await
+        .expect(204);
+    let (status, _, _) = conditional_get(&app, &video, &user, etag.as_deref()).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = conditional_get(&app, &video, &user, None).await;
+    assert_eq!(status, 404);
+
+    // Nonsense tags are just not matched; a bad token is still refused.
+    let (status, _, _) = conditional_get(&app, "/api/videos/", &user, Some("*")).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = conditional_get(&app, "/api/videos/", "forged", Some("W/\"x\"")).await;
+    assert_eq!(status, 401);
+
+    // gRPC: the same validator, as fields.
+    let mut client = app.video_client().await;
+    let first = client
+        .list_videos(authed(pb::ListVideosRequest::default(), &user))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(!first.etag.is_empty() && !first.not_modified);
+    let again = client
+        .list_videos(authed(
+            pb::ListVideosRequest {
+                if_none_match: first.etag.clone(),
+                ..Default::default()
+            },
+            &user,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(again.not_modified && again.videos.is_empty());
+    assert_eq!(again.etag, first.etag);
+    // Invalid input is still refused, whatever the tag.
+    let status = client
+        .list_videos(authed(
+            pb::ListVideosRequest {
+                if_none_match: first.etag,
+                ordering: "sideways".to_owned(),
+                ..Default::default()
+            },
+            &user,
+        ))
+        .await
+        .expect_err("bad ordering");
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn without_a_cache_there_is_no_etag_and_every_read_is_full() {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        AppOptions {
+            args: vec![("--cache-enabled".to_owned(), "false".to_owned())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let ids = seed(&app, &admin).await;
+    let user = guest_token(&app).await;
+    app.call(
+        Method::POST,
+        &format!("/api/videos/{}/favorite/", ids[0]),
+        None,
+        Some(&user),
+    )
+    .await
+    .expect(200);
+    let (status, etag, body) = conditional_get(&app, "/api/videos/", &user, Some("W/\"x\"")).await;
+    assert_eq!((status, etag), (200, None));
+    let list: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(ids.len()));
+    let favorites: Vec<i64> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|v| v["is_favorite"] == json!(true))
+        .map(|v| v["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(favorites, vec![ids[0]]);
 }

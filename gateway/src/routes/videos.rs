@@ -4,7 +4,7 @@ use axum::{
     Json,
     extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, Uri, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use crate::{
     ApiError, ErrorBody, Gateway,
     call::{ApiJson, Forward},
+    conditional::{Answer, Conditional},
     dto::{
         CategorizedDto, ProgressBody, ProgressDto, VideoDto, VideoPageDto, VideoWriteBody,
         genre_name, rfc3339,
@@ -179,10 +180,11 @@ fn page_url(headers: &HeaderMap, uri: &Uri, page: i64) -> String {
 
 /// List the catalog: filters, search, ordering; an array, or a page with `page_size`.
 #[utoipa::path(
-    get, path = "/api/videos/", tag = "videos", params(ListParams),
+    get, path = "/api/videos/", tag = "videos", params(ListParams, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when it is still current")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Videos, newest first (array; `{count, next, previous, results}` with page_size)", body = Vec<VideoDto>),
+        (status = 200, description = "Videos, newest first (array; `{count, next, previous, results}` with page_size)", body = Vec<VideoDto>, headers(("ETag" = String, description = "Validator of this answer (absent when the cache is off)"))),
+        (status = 304, description = "Not modified: the If-None-Match tag is still current"),
         (status = 400, description = "Invalid filter, ordering or page", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 404, description = "Page out of range", body = ErrorBody),
@@ -197,6 +199,7 @@ pub(crate) async fn list_videos(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| bad("query", &e.body_text()))?;
+    let read = Conditional::new(&gw.renders, &headers, &uri);
     let mut request = pb::ListVideosRequest {
         genre: parse_genre(p.genre.as_deref())?,
         language: parse_language(p.language.as_deref())?,
@@ -209,6 +212,7 @@ pub(crate) async fn list_videos(
         page_size: 0,
         page_token: String::new(),
         page: 0,
+        if_none_match: String::new(),
     };
     if request.uploaded_by < 0 {
         return Err(bad("uploaded_by", "A valid integer is required."));
@@ -230,11 +234,15 @@ pub(crate) async fn list_videos(
             }
             request.page_size = i32::try_from(size).unwrap_or(100);
             request.page = i32::try_from(page).unwrap_or(i32::MAX);
+            request.if_none_match = read.if_none_match();
             let r = gw
                 .video()
                 .list_videos(fwd.request(request))
                 .await?
                 .into_inner();
+            if r.not_modified {
+                return Ok(read.respond(Answer::<()>::NotModified(r.etag)));
+            }
             if r.videos.is_empty() && page > 1 {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -243,21 +251,37 @@ pub(crate) async fn list_videos(
                 ));
             }
             let last_page = (r.total_size + size - 1) / size;
-            Ok(Json(VideoPageDto {
+            let dto = VideoPageDto {
                 count: r.total_size,
                 next: (page < last_page).then(|| page_url(&headers, &uri, page + 1)),
                 previous: (page > 1).then(|| page_url(&headers, &uri, page - 1)),
                 results: r.videos.into_iter().map(VideoDto::from).collect(),
-            })
-            .into_response())
+            };
+            Ok(read.respond(Answer::Fresh(r.etag, dto)))
         }
         None => {
             if page.is_some() {
                 return Err(bad("page", "page needs page_size."));
             }
-            // The legacy API answers the whole list: follow the cursor to the end.
+            // The legacy API answers the whole list: follow the cursor to the end. Only a
+            // one-page answer is conditional (its etag covers all of it).
             request.page_size = 100;
-            let all = all_pages(|token| {
+            let first = gw
+                .video()
+                .list_videos(fwd.request(pb::ListVideosRequest {
+                    if_none_match: read.if_none_match(),
+                    ..request.clone()
+                }))
+                .await?
+                .into_inner();
+            if first.not_modified {
+                return Ok(read.respond(Answer::<()>::NotModified(first.etag)));
+            }
+            if first.next_page_token.is_empty() {
+                let all: Vec<VideoDto> = first.videos.into_iter().map(VideoDto::from).collect();
+                return Ok(read.respond(Answer::Fresh(first.etag, all)));
+            }
+            let all = more_pages(first.videos, first.next_page_token, |token| {
                 let mut client = gw.video();
                 let request = fwd.request(pb::ListVideosRequest {
                     page_token: token,
@@ -269,7 +293,7 @@ pub(crate) async fn list_videos(
                 }
             })
             .await?;
-            Ok(Json(all).into_response())
+            Ok(read.respond(Answer::Fresh(String::new(), all)))
         }
     }
 }
@@ -281,10 +305,27 @@ where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<pb::Video>, String), tonic::Status>>,
 {
-    let mut all = Vec::new();
+    let (first, next) = page(String::new()).await?;
+    more_pages(first, next, page).await
+}
+
+/// The first page and every page after `token`, as one array (see [`all_pages`]).
+async fn more_pages<F, Fut>(
+    first: Vec<pb::Video>,
+    mut token: String,
+    mut page: F,
+) -> ApiResult<Vec<VideoDto>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<pb::Video>, String), tonic::Status>>,
+{
     let mut seen = std::collections::HashSet::new();
-    let mut token = String::new();
-    loop {
+    let mut all: Vec<VideoDto> = first
+        .into_iter()
+        .filter(|v| seen.insert(v.id))
+        .map(VideoDto::from)
+        .collect();
+    while !token.is_empty() {
         let (videos, next) = page(token).await?;
         all.extend(
             videos
@@ -292,11 +333,9 @@ where
                 .filter(|v| seen.insert(v.id))
                 .map(VideoDto::from),
         );
-        if next.is_empty() {
-            return Ok(all);
-        }
         token = next;
     }
+    Ok(all)
 }
 
 /// Fields of a write body: absent → None, null → "", string → itself.
@@ -412,10 +451,11 @@ pub(crate) async fn create_video(
 /// One video.
 #[utoipa::path(
     get, path = "/api/videos/{id}/", tag = "videos",
-    params(("id" = i64, Path, description = "Video id")),
+    params(("id" = i64, Path, description = "Video id"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when it is still current")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "The video", body = VideoDto),
+        (status = 200, description = "The video", body = VideoDto, headers(("ETag" = String, description = "Validator of this answer (absent when the cache is off)"))),
+        (status = 304, description = "Not modified: the If-None-Match tag is still current"),
         (status = 400, description = "Non-integer id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 404, description = "No such video", body = ErrorBody),
@@ -425,15 +465,24 @@ pub(crate) async fn create_video(
 pub(crate) async fn get_video(
     State(gw): State<Gateway>,
     fwd: Forward,
+    headers: HeaderMap,
+    uri: Uri,
     Path(id): Path<String>,
-) -> ApiResult<Json<VideoDto>> {
+) -> ApiResult<Response> {
     let id = video_id(&id)?;
+    let read = Conditional::new(&gw.renders, &headers, &uri);
     let r = gw
         .video()
-        .get_video(fwd.request(pb::GetVideoRequest { id }))
+        .get_video(fwd.request(pb::GetVideoRequest {
+            id,
+            if_none_match: read.if_none_match(),
+        }))
         .await?
         .into_inner();
-    Ok(Json(r.video.unwrap_or_default().into()))
+    let video = r.video;
+    Ok(read.respond(Answer::of(r.not_modified, r.etag, || {
+        VideoDto::from(video.unwrap_or_default())
+    })))
 }
 
 async fn update(
@@ -535,10 +584,11 @@ pub(crate) async fn delete_video(
 
 /// The five newest videos, optionally without one.
 #[utoipa::path(
-    get, path = "/api/videos/recent_videos/", tag = "videos", params(RecentParams),
+    get, path = "/api/videos/recent_videos/", tag = "videos", params(RecentParams, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when it is still current")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Up to five videos, newest first", body = Vec<VideoDto>),
+        (status = 200, description = "Up to five videos, newest first", body = Vec<VideoDto>, headers(("ETag" = String, description = "Validator of this answer (absent when the cache is off)"))),
+        (status = 304, description = "Not modified: the If-None-Match tag is still current"),
         (status = 400, description = "Non-integer to_exclude_id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 429, description = "Throttled", body = ErrorBody),
@@ -547,26 +597,35 @@ pub(crate) async fn delete_video(
 pub(crate) async fn recent_videos(
     State(gw): State<Gateway>,
     fwd: Forward,
+    headers: HeaderMap,
+    uri: Uri,
     params: Result<Query<RecentParams>, QueryRejection>,
-) -> ApiResult<Json<Vec<VideoDto>>> {
+) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| bad("query", &e.body_text()))?;
     let exclude = parse_i64(p.to_exclude_id.as_deref(), "to_exclude_id")?.unwrap_or(0);
+    let read = Conditional::new(&gw.renders, &headers, &uri);
     let r = gw
         .video()
         .list_recent_videos(fwd.request(pb::ListRecentVideosRequest {
             to_exclude_id: exclude,
+            if_none_match: read.if_none_match(),
         }))
         .await?
         .into_inner();
-    Ok(Json(r.videos.into_iter().map(VideoDto::from).collect()))
+    let videos = r.videos;
+    Ok(read.respond(Answer::of(r.not_modified, r.etag, || {
+        videos.into_iter().map(VideoDto::from).collect::<Vec<_>>()
+    })))
 }
 
 /// Every genre with its videos, newest first.
 #[utoipa::path(
     get, path = "/api/videos/categorized_videos/", tag = "videos",
+    params(("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when it is still current")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Videos per genre", body = CategorizedDto),
+        (status = 200, description = "Videos per genre", body = CategorizedDto, headers(("ETag" = String, description = "Validator of this answer (absent when the cache is off)"))),
+        (status = 304, description = "Not modified: the If-None-Match tag is still current"),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 429, description = "Throttled", body = ErrorBody),
     )
@@ -574,12 +633,20 @@ pub(crate) async fn recent_videos(
 pub(crate) async fn categorized_videos(
     State(gw): State<Gateway>,
     fwd: Forward,
-) -> ApiResult<Json<CategorizedDto>> {
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let read = Conditional::new(&gw.renders, &headers, &uri);
     let r = gw
         .video()
-        .list_categorized_videos(fwd.request(pb::ListCategorizedVideosRequest {}))
+        .list_categorized_videos(fwd.request(pb::ListCategorizedVideosRequest {
+            if_none_match: read.if_none_match(),
+        }))
         .await?
         .into_inner();
+    if r.not_modified {
+        return Ok(read.respond(Answer::<()>::NotModified(r.etag)));
+    }
     let mut out = CategorizedDto {
         drama: Vec::new(),
         documentary: Vec::new(),
@@ -598,7 +665,7 @@ pub(crate) async fn categorized_videos(
             _ => {}
         }
     }
-    Ok(Json(out))
+    Ok(read.respond(Answer::Fresh(r.etag, out)))
 }
 
 /// Mark a video as a favorite of the caller (idempotent).

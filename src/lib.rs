@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod kv;
 pub mod mail;
+pub mod media;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod security;

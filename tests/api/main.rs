@@ -6,6 +6,7 @@ mod catalog;
 mod cli;
 mod contract;
 mod helpers;
+mod media;
 mod platform;
 mod store;
 mod throttling;

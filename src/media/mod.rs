@@ -1,0 +1,43 @@
+//! Media processing in process with FFmpeg's libraries (ffmpeg-next): probing an upload, planning
+//! the rendition ladder, and the single-decode transcode into progressive MP4s, HLS, a poster and
+//! preview-thumbnail sprites with their WebVTT index.
+
+mod ladder;
+mod probe;
+mod transcode;
+mod vtt;
+
+use std::sync::Once;
+
+pub use ladder::{LadderStep, Rendition, default_ladder, plan};
+pub use probe::{Probe, probe};
+pub use transcode::{Outputs, Progress, TranscodeOptions, transcode};
+pub use vtt::{SpriteLayout, thumbnail_interval, vtt};
+
+/// Why media processing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The file is not a video FFmpeg can decode (the client's fault).
+    #[error("not a decodable video: {0}")]
+    NotAVideo(String),
+    /// The job was told to stop (its video was deleted).
+    #[error("cancelled")]
+    Cancelled,
+    /// FFmpeg failed while processing a valid input.
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(#[from] ffmpeg_next::Error),
+    /// Reading or writing files failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Initialises FFmpeg once per process (quiet logging).
+pub(crate) fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Err(e) = ffmpeg_next::init() {
+            tracing::error!(error = %e, "FFmpeg initialisation failed");
+        }
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+    });
+}

@@ -1,0 +1,161 @@
+//! Probing: is a file a decodable video, and what is in it.
+
+use std::path::Path;
+
+use ffmpeg_next::{self as ffmpeg, codec, format, media, util::frame};
+
+use super::MediaError;
+
+/// What a probe learned about a source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    /// Seconds.
+    pub duration: f64,
+    /// Coded width of the video stream.
+    pub width: u32,
+    /// Coded height of the video stream.
+    pub height: u32,
+    /// Clockwise rotation to apply for display: 0, 90, 180 or 270.
+    pub rotation: u32,
+    /// Frames per second (average).
+    pub fps: f64,
+    /// Whether there is an audio stream.
+    pub has_audio: bool,
+    /// Video codec name.
+    pub video_codec: String,
+}
+
+impl Probe {
+    /// Width and height as displayed (after rotation).
+    pub fn display_size(&self) -> (u32, u32) {
+        if self.rotation % 180 == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// How many packets a probe reads, at most, looking for one decodable frame.
+const PROBE_PACKETS: usize = 500;
+
+/// Opens `path` and decodes its first video frame. Anything that is not a video FFmpeg can
+/// decode (text, a truncated or corrupt file, audio only, a still image) is `NotAVideo`.
+pub fn probe(path: &Path) -> Result<Probe, MediaError> {
+    super::init();
+    let not_video = |why: &str| MediaError::NotAVideo(why.to_owned());
+    let mut input = format::input(path).map_err(|_| not_video("unknown or corrupt format"))?;
+    let (index, decoder_params, time_base, fps, rotation, stream_duration) = {
+        let stream = input
+            .streams()
+            .best(media::Type::Video)
+            .ok_or_else(|| not_video("no video stream"))?;
+        let fps = rational(stream.avg_frame_rate()).or_else(|| rational(stream.rate()));
+        (
+            stream.index(),
+            stream.parameters(),
+            stream.time_base(),
+            fps,
+            rotation(&stream),
+            stream.duration(),
+        )
+    };
+    let has_audio = input.streams().best(media::Type::Audio).is_some();
+    let mut decoder = codec::context::Context::from_parameters(decoder_params)
+        .and_then(|c| c.decoder().video())
+        .map_err(|_| not_video("no decoder for the video stream"))?;
+    let codec_name = decoder
+        .codec()
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    // Still images (a JPEG renamed .mp4) demux as one-frame "videos".
+    if matches!(
+        decoder.id(),
+        codec::Id::MJPEG | codec::Id::PNG | codec::Id::BMP | codec::Id::GIF | codec::Id::WEBP
+    ) && stream_duration <= 1
+    {
+        return Err(not_video("a still image"));
+    }
+    let mut frame = frame::Video::empty();
+    let mut decoded = false;
+    for (stream, packet) in input.packets().take(PROBE_PACKETS) {
+        if stream.index() != index {
+            continue;
+        }
+        if decoder.send_packet(&packet).is_err() {
+            continue;
+        }
+        if decoder.receive_frame(&mut frame).is_ok() {
+            decoded = true;
+            break;
+        }
+    }
+    if !decoded {
+        let _ = decoder.send_eof();
+        decoded = decoder.receive_frame(&mut frame).is_ok();
+    }
+    if !decoded || frame.width() == 0 || frame.height() == 0 {
+        return Err(not_video("no decodable video frame"));
+    }
+    let container = input.duration();
+    let duration = if container > 0 {
+        container as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
+    } else if stream_duration > 0 {
+        stream_duration as f64 * f64::from(time_base)
+    } else {
+        0.0
+    };
+    if duration <= 0.0 {
+        return Err(not_video("no duration"));
+    }
+    Ok(Probe {
+        duration,
+        width: frame.width(),
+        height: frame.height(),
+        rotation,
+        fps: fps.unwrap_or(25.0),
+        has_audio,
+        video_codec: codec_name,
+    })
+}
+
+fn rational(r: ffmpeg::Rational) -> Option<f64> {
+    (r.numerator() > 0 && r.denominator() > 0).then(|| f64::from(r))
+}
+
+/// The clockwise display rotation from a stream's display matrix (0 when there is none), as
+/// FFmpeg's `av_display_rotation_get` computes it, rounded to a quarter turn.
+fn rotation(stream: &format::stream::Stream) -> u32 {
+    for side in stream.side_data() {
+        if side.kind() != codec::packet::side_data::Type::DisplayMatrix {
+            continue;
+        }
+        let data = side.data();
+        if data.len() < 36 {
+            return 0;
+        }
+        let m = |i: usize| {
+            let bytes = [
+                data[4 * i],
+                data[4 * i + 1],
+                data[4 * i + 2],
+                data[4 * i + 3],
+            ];
+            f64::from(i32::from_ne_bytes(bytes))
+        };
+        let scale0 = m(0).hypot(m(3));
+        let scale1 = m(1).hypot(m(4));
+        if scale0 == 0.0 || scale1 == 0.0 {
+            return 0;
+        }
+        // av_display_rotation_get returns the negation of this angle; the ffmpeg CLI negates it
+        // again to get the clockwise turn that displays the frame upright.
+        let clockwise = (m(1) / scale1)
+            .atan2(m(0) / scale0)
+            .to_degrees()
+            .rem_euclid(360.0);
+        let quarter = (clockwise / 90.0).round() as u32 % 4;
+        return quarter * 90;
+    }
+    0
+}

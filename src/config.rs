@@ -156,6 +156,38 @@ pub struct Settings {
     /// Maximum database connections of this process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+
+    /// Largest accepted upload in bytes (default 4 GiB).
+    #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 4 << 30)]
+    pub upload_max_bytes: u64,
+
+    /// Run transcode workers in this server process. Without Redis they always run here.
+    #[arg(long, env = "WORKER")]
+    pub worker: bool,
+
+    /// Transcodes one process runs at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 1)]
+    pub worker_concurrency: usize,
+
+    /// Transcode attempts before a video is marked failed.
+    #[arg(long, env = "TRANSCODE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub transcode_max_attempts: u32,
+
+    /// Seconds before the first transcode retry (doubles each time).
+    #[arg(long, env = "TRANSCODE_RETRY_DELAY", default_value_t = 10)]
+    pub transcode_retry_delay: u64,
+
+    /// Seconds a job may go without a heartbeat before another worker takes it over (Redis).
+    #[arg(long, env = "JOB_VISIBILITY_TIMEOUT", default_value_t = 60)]
+    pub job_visibility_timeout: u64,
+
+    /// x264 preset of the renditions (slower = smaller files).
+    #[arg(long, env = "TRANSCODE_PRESET", default_value = "medium")]
+    pub transcode_preset: String,
+
+    /// HLS segment length (and keyframe interval) in seconds.
+    #[arg(long, env = "HLS_SEGMENT_SECONDS", default_value_t = 4)]
+    pub hls_segment_seconds: u32,
 }
 
 /// A configuration value that cannot work; reported before anything starts.
@@ -225,6 +257,33 @@ impl Settings {
         if self.hash_concurrency == 0 {
             return Err(ConfigError("HASH_CONCURRENCY must be at least 1".into()));
         }
+        if self.worker_concurrency == 0 || self.transcode_max_attempts == 0 {
+            return Err(ConfigError(
+                "WORKER_CONCURRENCY and TRANSCODE_MAX_ATTEMPTS must be at least 1".into(),
+            ));
+        }
+        if !(1..=30).contains(&self.hls_segment_seconds) {
+            return Err(ConfigError(
+                "HLS_SEGMENT_SECONDS must be between 1 and 30".into(),
+            ));
+        }
+        const PRESETS: [&str; 9] = [
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+        ];
+        if !PRESETS.contains(&self.transcode_preset.as_str()) {
+            return Err(ConfigError(format!(
+                "TRANSCODE_PRESET must be one of {}",
+                PRESETS.join(", ")
+            )));
+        }
         Ok(())
     }
 
@@ -234,6 +293,11 @@ impl Settings {
             Some(s) if !s.is_empty() => s,
             _ => DEV_JWT_SECRET,
         }
+    }
+
+    /// Whether `serve` runs transcode workers in process.
+    pub fn runs_worker(&self) -> bool {
+        self.worker || self.redis_url.is_none()
     }
 
     /// Whether this process uses PostgreSQL (else SQLite).

@@ -49,6 +49,12 @@ pub enum AppError {
         /// When the client may try again.
         retry_after: Duration,
     },
+    /// An upload is larger than allowed (RESOURCE_EXHAUSTED with reason PAYLOAD_TOO_LARGE / 413).
+    #[error("upload larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A dependency (database, Redis, mail) is down (UNAVAILABLE / 503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -195,6 +201,12 @@ impl From<AppError> for tonic::Status {
                     "throttled",
                 )
             }
+            AppError::TooLarge { limit } => (
+                Code::ResourceExhausted,
+                format!("The file is larger than the limit of {limit} bytes."),
+                "PAYLOAD_TOO_LARGE",
+                "too_large",
+            ),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
                 (

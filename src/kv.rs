@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 #[derive(Clone)]
 pub struct Redis {
     pool: bb8::Pool<RedisConnectionManager>,
+    client: redis::Client,
     prefix: String,
 }
 
@@ -25,8 +26,10 @@ impl Redis {
             .build(manager)
             .await
             .context("building the Redis pool")?;
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
         let redis = Self {
             pool,
+            client,
             prefix: prefix.trim_end_matches(':').to_owned(),
         };
         redis
@@ -51,6 +54,25 @@ impl Redis {
     }
 
     /// Round trip to the server (readiness).
+    /// A connection of its own with no response timeout, for blocking reads (`XREADGROUP …
+    /// BLOCK`) and pub/sub: a pooled connection gives up after 500 ms while the server still
+    /// holds the read, and the next entry would go to that dead read.
+    pub async fn dedicated(&self) -> AppResult<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+    }
+
+    /// A pub/sub connection.
+    pub async fn pubsub(&self) -> AppResult<redis::aio::PubSub> {
+        self.client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+    }
+
     pub async fn ping(&self) -> AppResult<()> {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING")

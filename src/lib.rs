@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod kv;
 pub mod mail;
 pub mod media;
+pub mod queue;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod security;

@@ -35,6 +35,14 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
+    /// Run transcode workers (no HTTP): with Redis, any number of these share the job queue.
+    Worker {
+        /// Transcodes run at once (default WORKER_CONCURRENCY).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -97,6 +105,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(backends = settings.describe_backends(), "starting");
             let app = Application::build(*settings, addr, !no_migrate).await?;
             app.run_until_stopped().await
+        }
+        Command::Worker {
+            concurrency,
+            settings,
+        } => {
+            if settings.redis_url.is_none() {
+                tracing::warn!(
+                    "no REDIS_URL: this worker only finishes the unfinished videos it finds at \
+                     start; `serve` runs its own worker for new uploads"
+                );
+            }
+            let services = Services::connect(&settings, true).await?;
+            let concurrency = concurrency.unwrap_or(settings.worker_concurrency).max(1);
+            let workers = videoflix::startup::start_workers(&services.pipeline, concurrency).await;
+            videoflix::startup::wait_for_shutdown().await;
+            for worker in workers {
+                worker.abort();
+            }
+            services.store.close().await;
+            Ok(())
         }
         Command::Migrate { settings } => {
             let services = Services::connect(&settings, true).await?;

@@ -15,9 +15,11 @@ use crate::{
     grpc::{self, AuthGrpc, VideoGrpc, pb},
     kv::Redis,
     mail::Mailer,
+    media::TranscodeOptions,
+    queue::JobQueue,
     ratelimit::RateLimiter,
-    security::Tokens,
-    service::{Accounts, Catalog, SessionCache, VideoLimits},
+    security::{MediaSigner, Tokens},
+    service::{Accounts, Catalog, Pipeline, PipelineConfig, SessionCache, StatusHub, VideoLimits},
     store::Store,
     web,
 };
@@ -34,6 +36,8 @@ pub struct Services {
     pub accounts: Accounts,
     /// Catalog use cases.
     pub catalog: Catalog,
+    /// Uploads, transcode jobs and workers.
+    pub pipeline: Pipeline,
 }
 
 impl Services {
@@ -91,13 +95,40 @@ impl Services {
             mailer,
             limiter,
             sessions,
-            cache,
+            cache.clone(),
+        );
+        let queue = match &redis {
+            Some(redis) => JobQueue::redis(
+                redis.clone(),
+                Duration::from_secs(settings.job_visibility_timeout.max(5)),
+            ),
+            None => JobQueue::memory(),
+        };
+        let hub = StatusHub::new(redis.clone());
+        hub.start();
+        let pipeline = Pipeline::new(
+            store.clone(),
+            cache.clone(),
+            queue,
+            hub,
+            PipelineConfig {
+                media_dir: settings.media_dir.clone(),
+                upload_limit: settings.upload_max_bytes,
+                max_attempts: settings.transcode_max_attempts,
+                retry_delay: Duration::from_secs(settings.transcode_retry_delay),
+                transcode: TranscodeOptions {
+                    segment_seconds: settings.hls_segment_seconds,
+                    preset: settings.transcode_preset.clone(),
+                    ..TranscodeOptions::default()
+                },
+            },
         );
         Ok(Self {
             store,
             redis,
             accounts,
             catalog,
+            pipeline,
         })
     }
 }
@@ -109,6 +140,7 @@ pub struct Application {
     services: Services,
     health: HealthReporter,
     port: u16,
+    workers: Option<usize>,
 }
 
 impl Application {
@@ -136,6 +168,9 @@ impl Application {
         let video = VideoGrpc::new(
             services.accounts.clone(),
             services.catalog.clone(),
+            services.pipeline.clone(),
+            settings.media_dir.clone(),
+            MediaSigner::new(settings.signing_secret()),
             settings.public_url.clone(),
             settings.trust_proxy_headers,
         );
@@ -150,12 +185,16 @@ impl Application {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let port = listener.local_addr()?.port();
+        let workers = settings
+            .runs_worker()
+            .then_some(settings.worker_concurrency);
         Ok(Self {
             listener,
             router,
             services,
             health,
             port,
+            workers,
         })
     }
 
@@ -176,6 +215,10 @@ impl Application {
             tracing::warn!(error = ?e, "initial guest purge failed");
         }
         let watcher = tokio::spawn(watch_health(self.services.clone(), self.health));
+        let workers = match self.workers {
+            Some(n) => start_workers(&self.services.pipeline, n).await,
+            None => Vec::new(),
+        };
         tracing::info!(
             port = self.port,
             backend = self.services.store.backend_name(),
@@ -197,11 +240,31 @@ impl Application {
         .await
         .context("serving");
         watcher.abort();
+        for worker in workers {
+            worker.abort();
+        }
         let mut scheduler = scheduler;
         let _ = scheduler.shutdown().await;
         self.services.store.close().await;
         result
     }
+}
+
+/// Re-enqueues unfinished transcodes, then starts `concurrency` workers.
+pub async fn start_workers(
+    pipeline: &crate::service::Pipeline,
+    concurrency: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if let Err(e) = pipeline.sweep().await {
+        tracing::warn!(error = %e, "start-up sweep failed; unfinished videos wait for the next");
+    }
+    tracing::info!(concurrency, "transcode workers running");
+    pipeline.spawn_workers(concurrency)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_shutdown() {
+    shutdown_signal().await;
 }
 
 /// Keeps the gRPC health status in step with the database and Redis.

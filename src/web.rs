@@ -7,7 +7,7 @@ use std::{convert::Infallible, net::SocketAddr, time::Instant};
 use axum::{
     Json, Router,
     body::Body,
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Path, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -18,7 +18,11 @@ use tonic::{service::Routes, transport::server::TcpConnectInfo};
 use tower::{Layer as _, ServiceExt as _, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{config::Settings, startup::Services};
+use crate::{
+    config::Settings,
+    security::{MediaSigner, MediaUrlError},
+    startup::Services,
+};
 
 /// Assembles the application router.
 pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
@@ -49,15 +53,105 @@ pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Res
             }
         }
     });
-    Ok(Router::new()
+    let media = media_router(settings);
+    let main = Router::new()
         .route("/healthz", get(healthz))
         .route("/healthz/", get(healthz))
         .route("/readyz", get(readyz))
         .route("/readyz/", get(readyz))
         .with_state(services)
         .fallback_service(steer)
-        .layer(middleware::from_fn(log_request))
-        .layer(cors(settings)?))
+        .layer(cors(settings)?);
+    Ok(media.merge(main).layer(middleware::from_fn(log_request)))
+}
+
+/// Where media files are served from, and who signs their URLs.
+#[derive(Clone)]
+struct Media {
+    dir: std::path::PathBuf,
+    signer: MediaSigner,
+}
+
+/// `GET|HEAD /media/<expires>/<signature>/<path>`: a stored file, when the URL is signed and
+/// unexpired (else 403). tower-http's `ServeFile` answers Range (206), HEAD and conditional
+/// requests with the right content type. Any origin may read (`<video crossorigin>`, `<track>`,
+/// hls.js on the frontend's origin): the URL itself is the permission.
+fn media_router(settings: &Settings) -> Router {
+    let state = Media {
+        dir: settings.media_dir.clone(),
+        signer: MediaSigner::new(settings.signing_secret()),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+            header::LAST_MODIFIED,
+        ])
+        .max_age(std::time::Duration::from_secs(86_400));
+    Router::new()
+        .route("/media/{expires}/{signature}/{*path}", get(media_file))
+        .with_state(state)
+        .layer(cors)
+}
+
+async fn media_file(
+    State(media): State<Media>,
+    Path((expires, signature, path)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = match media.signer.verify(&expires, &signature, &path, now) {
+        Ok(path) => path,
+        Err(e) => {
+            let message = match e {
+                MediaUrlError::Expired => {
+                    "This media URL has expired: fetch the video again for fresh URLs."
+                }
+                MediaUrlError::Invalid => "Invalid media URL.",
+            };
+            return (
+                StatusCode::FORBIDDEN,
+                Json(json!({"type": ["forbidden"], "message": [message]})),
+            )
+                .into_response();
+        }
+    };
+    // `verify` accepted only plain segments under videos/: no way out of the media folder.
+    let file = tower_http::services::ServeFile::new(media.dir.join(path));
+    match file.oneshot(request).await {
+        Ok(mut response) => {
+            if response.status().is_success() {
+                response.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, max-age=3600"),
+                );
+            }
+            if response.status() == StatusCode::NOT_FOUND {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"type": ["not_found"], "message": ["Not found."]})),
+                )
+                    .into_response();
+            }
+            response.map(Body::new)
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"type": ["server"], "message": [format!("{e}")]})),
+        )
+            .into_response(),
+    }
 }
 
 fn is_grpc(request: &Request) -> bool {

@@ -355,13 +355,7 @@ pub(crate) fn language_name(value: i32) -> Option<String> {
 impl From<pb::Video> for VideoDto {
     fn from(v: pb::Video) -> Self {
         let media = v.media.unwrap_or_default();
-        let status = match pb::VideoStatus::try_from(v.status) {
-            Ok(pb::VideoStatus::Unspecified) | Err(_) => String::new(),
-            Ok(s) => s
-                .as_str_name()
-                .trim_start_matches("VIDEO_STATUS_")
-                .to_lowercase(),
-        };
+        let status = status_name(v.status);
         Self {
             id: v.id,
             title: v.title,
@@ -386,5 +380,63 @@ impl From<pb::Video> for VideoDto {
             status_reason: v.status_reason,
             progress: v.progress_seconds,
         }
+    }
+}
+
+/// `POST /api/videos/` as a multipart form with the file (metadata fields first).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Documents the form; the handler streams the parts.
+pub struct UploadForm {
+    /// Title (required, at most 150 characters).
+    pub title: String,
+    /// Description (at most 1000 characters).
+    pub description: Option<String>,
+    /// Author (at most 150 characters).
+    pub author: Option<String>,
+    /// `documentary`, `action`, `horror`, `drama`, `technic` or empty.
+    pub genre: Option<String>,
+    /// `french`, `english`, `german` or empty.
+    pub language: Option<String>,
+    /// The video, any format FFmpeg decodes; send it after the other fields.
+    #[schema(value_type = String, format = Binary)]
+    pub video_file: Vec<u8>,
+}
+
+/// One transcode status event (`GET /api/videos/{id}/status/`, Server-Sent Events named
+/// `status`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusDto {
+    /// The video.
+    pub video_id: i64,
+    /// `pending`, `processing`, `ready` or `failed`.
+    pub status: String,
+    /// 0–100.
+    pub percent: f64,
+    /// What the worker is doing.
+    pub step: String,
+    /// Why it failed (or is retried).
+    pub reason: String,
+}
+
+impl From<pb::WatchTranscodeStatusResponse> for StatusDto {
+    fn from(e: pb::WatchTranscodeStatusResponse) -> Self {
+        Self {
+            video_id: e.video_id,
+            status: status_name(e.status),
+            percent: e.percent,
+            step: e.step,
+            reason: e.reason,
+        }
+    }
+}
+
+/// `pending`, `processing`, … of a wire status ('' when unknown).
+pub fn status_name(status: i32) -> String {
+    match pb::VideoStatus::try_from(status) {
+        Ok(pb::VideoStatus::Unspecified) | Err(_) => String::new(),
+        Ok(s) => s
+            .as_str_name()
+            .trim_start_matches("VIDEO_STATUS_")
+            .to_lowercase(),
     }
 }

@@ -92,6 +92,13 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+impl ApiError {
+    /// The JSON body alone (for errors inside a stream).
+    pub fn into_body(self) -> ErrorBody {
+        self.body
+    }
+}
+
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let details = status.get_error_details();
@@ -113,8 +120,15 @@ impl From<tonic::Status> for ApiError {
         if messages.is_empty() {
             messages.push(status.message().to_owned());
         }
+        let too_large = details
+            .error_info()
+            .is_some_and(|info| info.reason == "PAYLOAD_TOO_LARGE");
         Self {
-            status: http_status(status.code()),
+            status: if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                http_status(status.code())
+            },
             body: ErrorBody {
                 kind: vec![kind],
                 message: messages,

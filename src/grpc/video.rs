@@ -17,9 +17,10 @@ use crate::{
         FieldError, Genre, Language, Ordering, PageToken, RawVideoMeta, VideoMeta, VideoStatus,
     },
     error::AppError,
+    security::MediaSigner,
     service::{
-        Accounts, Caller, Catalog, DEFAULT_PAGE_SIZE, ListRequest, MAX_PAGE_SIZE, Paging,
-        VideoPatch, VideoView,
+        Accounts, Caller, Catalog, DEFAULT_PAGE_SIZE, ListRequest, MAX_PAGE_SIZE, Paging, Pipeline,
+        StatusEvent, VideoPatch, VideoView,
     },
     store::{Timestamp, VideoFilter},
 };
@@ -29,16 +30,31 @@ use crate::{
 pub struct VideoGrpc {
     accounts: Accounts,
     catalog: Catalog,
+    pipeline: Pipeline,
+    media_dir: std::path::PathBuf,
+    signer: MediaSigner,
     public_url: Url,
     trust_proxy: bool,
 }
 
 impl VideoGrpc {
-    /// Serves `catalog`, authenticating through `accounts`; media URLs start at `public_url`.
-    pub fn new(accounts: Accounts, catalog: Catalog, public_url: Url, trust_proxy: bool) -> Self {
+    /// Serves `catalog` and `pipeline`, authenticating through `accounts`; media files live in
+    /// `media_dir` and their URLs start at `public_url`.
+    pub fn new(
+        accounts: Accounts,
+        catalog: Catalog,
+        pipeline: Pipeline,
+        media_dir: std::path::PathBuf,
+        signer: MediaSigner,
+        public_url: Url,
+        trust_proxy: bool,
+    ) -> Self {
         Self {
             accounts,
             catalog,
+            pipeline,
+            media_dir,
+            signer,
             public_url,
             trust_proxy,
         }
@@ -53,8 +69,9 @@ impl VideoGrpc {
         if_none_match: &str,
     ) -> (String, bool) {
         let mut bytes = request.encode_to_vec();
-        // Media URLs are part of the answer.
+        // Media URLs are part of the answer: their base and their expiry.
         bytes.extend_from_slice(self.public_url.as_str().as_bytes());
+        bytes.extend_from_slice(&MediaSigner::expiry(unix_now()).to_be_bytes());
         let etag = self.catalog.etag(caller, &bytes).await;
         let unchanged = !etag.is_empty() && etag == if_none_match;
         (etag, unchanged)
@@ -80,17 +97,20 @@ impl VideoGrpc {
         }
     }
 
-    fn media_url(&self, path: &str) -> String {
+    /// The signed, absolute URL of a stored media path ('' when there is none).
+    fn media_url(&self, path: &str, expires: u64) -> String {
         if path.is_empty() {
             return String::new();
         }
-        self.public_url
-            .join(&format!("media/{path}"))
+        self.signer
+            .sign(path, expires)
+            .and_then(|signed| self.public_url.join(&format!("media/{signed}")).ok())
             .map(String::from)
             .unwrap_or_default()
     }
 
     fn video_pb(&self, view: VideoView) -> pb::Video {
+        let expires = MediaSigner::expiry(unix_now());
         let r = view.record;
         let status = match r.status.parse::<VideoStatus>() {
             Ok(VideoStatus::Pending) => pb::VideoStatus::Pending,
@@ -119,14 +139,14 @@ impl VideoGrpc {
             is_favorite: view.is_favorite,
             progress_seconds: view.progress,
             media: Some(pb::VideoMedia {
-                original_url: self.media_url(&r.video_file),
-                poster_url: self.media_url(&r.poster),
-                thumbnails_vtt_url: self.media_url(&r.vtt_file),
-                hd360_url: self.media_url(&r.hd360),
-                hd480_url: self.media_url(&r.hd480),
-                hd720_url: self.media_url(&r.hd720),
-                hd1080_url: self.media_url(&r.hd1080),
-                hls_url: self.media_url(&r.hls),
+                original_url: self.media_url(&r.video_file, expires),
+                poster_url: self.media_url(&r.poster, expires),
+                thumbnails_vtt_url: self.media_url(&r.vtt_file, expires),
+                hd360_url: self.media_url(&r.hd360, expires),
+                hd480_url: self.media_url(&r.hd480, expires),
+                hd720_url: self.media_url(&r.hd720, expires),
+                hd1080_url: self.media_url(&r.hd1080, expires),
+                hls_url: self.media_url(&r.hls, expires),
             }),
             title: r.title.clone(),
             description: r.description.clone(),
@@ -285,10 +305,45 @@ fn meta_from_pb(meta: Option<pb::VideoMetadata>) -> Result<VideoMeta, AppError> 
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn pipeline_not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "VideoService.{rpc} belongs to the media pipeline, which is not available on this server yet"
-    ))
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Bytes per StreamVideo message.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+fn status_pb(status: &str) -> pb::VideoStatus {
+    match status.parse::<VideoStatus>() {
+        Ok(VideoStatus::Pending) => pb::VideoStatus::Pending,
+        Ok(VideoStatus::Processing) => pb::VideoStatus::Processing,
+        Ok(VideoStatus::Ready) => pb::VideoStatus::Ready,
+        Ok(VideoStatus::Failed) => pb::VideoStatus::Failed,
+        Err(()) => pb::VideoStatus::Unspecified,
+    }
+}
+
+fn event_pb(event: &StatusEvent) -> pb::WatchTranscodeStatusResponse {
+    pb::WatchTranscodeStatusResponse {
+        video_id: event.video_id,
+        status: status_pb(&event.status) as i32,
+        percent: event.percent,
+        step: event.step.clone(),
+        reason: event.reason.clone(),
+    }
+}
+
+/// The current state of a video as an event (where a watcher starts).
+fn event_of(view: &VideoView) -> StatusEvent {
+    let r = &view.record;
+    StatusEvent {
+        video_id: r.id,
+        status: r.status.clone(),
+        percent: if r.status == "ready" { 100.0 } else { 0.0 },
+        step: String::new(),
+        reason: r.status_reason.clone(),
+    }
 }
 
 #[tonic::async_trait]
@@ -455,8 +510,45 @@ impl VideoService for VideoGrpc {
         &self,
         request: Request<Streaming<pb::UploadVideoRequest>>,
     ) -> Result<Response<pb::UploadVideoResponse>, Status> {
-        self.caller(&request).await?;
-        Err(pipeline_not_yet("UploadVideo"))
+        use pb::upload_video_request::Payload;
+        let caller = self.caller(&request).await?;
+        // Permission before reading anything: a non-admin's bytes are never stored.
+        self.catalog.require_admin(&caller)?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::UploadVideoRequest {
+                payload: Some(Payload::Header(header)),
+            }) => header,
+            _ => {
+                return Err(AppError::field("header", "Send the video's metadata first.").into());
+            }
+        };
+        let meta = meta_from_pb(header.metadata)?;
+        let limit = self.pipeline.upload_limit();
+        if u64::try_from(header.size_bytes).unwrap_or(0) > limit {
+            return Err(AppError::TooLarge { limit }.into());
+        }
+        let chunks = tokio_stream::StreamExt::map(stream, |message| match message {
+            Ok(pb::UploadVideoRequest {
+                payload: Some(Payload::Chunk(bytes)),
+            }) => Ok(bytes::Bytes::from(bytes)),
+            Ok(_) => Err(AppError::field(
+                "chunk",
+                "Only file chunks may follow the metadata.",
+            )),
+            Err(status) => Err(AppError::Unavailable(format!(
+                "upload interrupted: {}",
+                status.message()
+            ))),
+        });
+        let incoming = self.pipeline.receive(chunks).await?;
+        let view = self
+            .pipeline
+            .accept(&self.catalog, &caller, meta, incoming)
+            .await?;
+        Ok(Response::new(pb::UploadVideoResponse {
+            video: Some(self.video_pb(view)),
+        }))
     }
 
     async fn update_video(
@@ -524,16 +616,147 @@ impl VideoService for VideoGrpc {
         &self,
         request: Request<pb::StreamVideoRequest>,
     ) -> Result<Response<Self::StreamVideoStream>, Status> {
-        self.caller(&request).await?;
-        Err(pipeline_not_yet("StreamVideo"))
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let id = positive_id(r.video_id, "video_id").map_err(AppError::from)?;
+        if r.offset < 0 {
+            return Err(AppError::field("offset", "The offset must not be negative.").into());
+        }
+        let view = self.catalog.get(&caller, id).await?;
+        let record = &view.record;
+        let relative = match pb::Rendition::try_from(r.rendition) {
+            Ok(pb::Rendition::Rendition360p) => &record.hd360,
+            Ok(pb::Rendition::Rendition480p) => &record.hd480,
+            Ok(pb::Rendition::Rendition720p) => &record.hd720,
+            Ok(pb::Rendition::Rendition1080p) => &record.hd1080,
+            Ok(pb::Rendition::Original) => &record.video_file,
+            Ok(pb::Rendition::Unspecified) | Err(_) => {
+                return Err(AppError::field("rendition", "Name a rendition.").into());
+            }
+        };
+        if relative.is_empty() {
+            return Err(AppError::NotFound("rendition").into());
+        }
+        // Paths come from the database, written by the pipeline; never from the request.
+        let path = self.media_dir.join(relative);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| AppError::NotFound("rendition"))?;
+        let total = file
+            .metadata()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+            .len();
+        let total = i64::try_from(total).unwrap_or(i64::MAX);
+        if r.offset > total {
+            return Err(Status::out_of_range(format!(
+                "offset {} is past the end ({total} bytes)",
+                r.offset
+            )));
+        }
+        let content_type = if relative.ends_with(".mp4") {
+            "video/mp4"
+        } else {
+            "application/octet-stream"
+        };
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        file.seek(std::io::SeekFrom::Start(r.offset.unsigned_abs()))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        // A small channel: the reader waits for the client (HTTP/2 flow control), and stops
+        // when the client goes away (the receiver is dropped).
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut offset = r.offset;
+        tokio::spawn(async move {
+            loop {
+                let mut buf = vec![0u8; STREAM_CHUNK];
+                let n = match file.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(format!("read: {e}")))).await;
+                        return;
+                    }
+                };
+                buf.truncate(n);
+                let chunk = pb::StreamVideoResponse {
+                    data: buf,
+                    offset,
+                    total_size: total,
+                    content_type: content_type.to_owned(),
+                };
+                offset += i64::try_from(n).unwrap_or(0);
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn watch_transcode_status(
         &self,
         request: Request<pb::WatchTranscodeStatusRequest>,
     ) -> Result<Response<Self::WatchTranscodeStatusStream>, Status> {
-        self.caller(&request).await?;
-        Err(pipeline_not_yet("WatchTranscodeStatus"))
+        let caller = self.caller(&request).await?;
+        let id = positive_id(request.get_ref().video_id, "video_id").map_err(AppError::from)?;
+        // Subscribe before reading the current state: no event falls in between.
+        let mut events = self.pipeline.hub().subscribe();
+        let first = event_of(&self.catalog.get(&caller, id).await?);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let catalog = self.catalog.clone();
+        tokio::spawn(async move {
+            let done = first.is_final();
+            if tx.send(Ok(event_pb(&first))).await.is_err() || done {
+                return;
+            }
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
+            check.tick().await;
+            loop {
+                let event = tokio::select! {
+                    received = events.recv() => match received {
+                        Ok(event) if event.video_id == id => event,
+                        Ok(_) => continue,
+                        // Missed events: the database says where it is.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            match catalog.get(&caller, id).await {
+                                Ok(view) => event_of(&view),
+                                Err(e) => {
+                                    let _ = tx.send(Err(e.into())).await;
+                                    return;
+                                }
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    // A lost message or a deleted video must not leave the watcher hanging.
+                    _ = check.tick() => match catalog.get(&caller, id).await {
+                        Ok(view) if view.record.status == "ready" || view.record.status == "failed" => {
+                            event_of(&view)
+                        }
+                        Ok(_) => {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    },
+                };
+                let done = event.is_final();
+                if tx.send(Ok(event_pb(&event))).await.is_err() || done {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn add_favorite(

@@ -55,13 +55,14 @@ pub fn plan(ladder: &[LadderStep], width: u32, height: u32) -> Vec<Rendition> {
         .into_iter()
         .filter(|s| s.size >= 2)
         .map(|step| {
+            let size = even(step.size);
             let (w, h) = if width >= height {
-                (scaled(width, step.size, height), even(step.size))
+                (scaled(width, size, height).min(even(width)), size)
             } else {
-                (even(step.size), scaled(height, step.size, width))
+                (size, scaled(height, size, width).min(even(height)))
             };
             Rendition {
-                name: format!("{}p", even(step.size)),
+                name: format!("{size}p"),
                 width: w,
                 height: h,
                 video_kbps: step.video_kbps,

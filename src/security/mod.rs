@@ -2,7 +2,9 @@
 //! refresh tokens, and the signed single-use tokens in e-mailed links.
 
 mod hashing;
+mod media_urls;
 mod tokens;
 
 pub use hashing::Hasher;
+pub use media_urls::{MediaSigner, MediaUrlError};
 pub use tokens::{AccessClaims, LinkPurpose, Tokens, hash_refresh_token, new_refresh_token};

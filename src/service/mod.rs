@@ -2,11 +2,15 @@
 
 mod accounts;
 mod catalog;
+mod pipeline;
 mod session_cache;
+mod status;
 
 pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
 pub use catalog::{
     CATALOG, Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
     VideoPatch, VideoView,
 };
+pub use pipeline::{Incoming, Pipeline, PipelineConfig};
 pub use session_cache::SessionCache;
+pub use status::{StatusEvent, StatusHub};

@@ -44,7 +44,9 @@ macro_rules! on_pool {
 mod timestamp;
 mod videos;
 
-pub use videos::{UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord};
+pub use videos::{
+    MediaPaths, TranscodeClaim, UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord,
+};
 
 /// A stored account.
 #[derive(Clone, Debug, sqlx::FromRow)]

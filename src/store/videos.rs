@@ -586,3 +586,128 @@ impl Store {
         }))
     }
 }
+
+/// The files a finished transcode wrote, relative to MEDIA_DIR.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MediaPaths {
+    /// Poster JPEG.
+    pub poster: String,
+    /// Thumbnails WebVTT.
+    pub vtt_file: String,
+    /// Progressive MP4 per rendition ('' when the source is too small for it).
+    pub hd360: String,
+    /// 480p MP4.
+    pub hd480: String,
+    /// 720p MP4.
+    pub hd720: String,
+    /// 1080p MP4.
+    pub hd1080: String,
+    /// HLS master playlist.
+    pub hls: String,
+}
+
+/// A transcode that may start: where the source is and how often it was tried.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct TranscodeClaim {
+    /// Source file, relative to MEDIA_DIR.
+    pub video_file: String,
+    /// Attempts including this one.
+    pub transcode_attempts: i64,
+}
+
+impl Store {
+    /// Points a video at its uploaded source.
+    pub async fn set_video_source(&self, id: i64, video_file: &str) -> AppResult<()> {
+        let now = Timestamp::now();
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE videos SET video_file = $1, updated_at = $2 WHERE id = $3")
+                .bind(video_file)
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Marks a pending (or interrupted) video as processing and counts the attempt; None if
+    /// the video is gone, finished or has no source (the job has nothing to do).
+    pub async fn claim_transcode(&self, id: i64) -> AppResult<Option<TranscodeClaim>> {
+        let now = Timestamp::now();
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, TranscodeClaim>(
+                "UPDATE videos SET status = 'processing', status_reason = '', \
+                 transcode_attempts = transcode_attempts + 1, updated_at = $1 \
+                 WHERE id = $2 AND status IN ('pending', 'processing') AND video_file <> '' \
+                 RETURNING video_file, transcode_attempts",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Records a finished transcode; false if the video was deleted meanwhile.
+    pub async fn finish_transcode(
+        &self,
+        id: i64,
+        media: &MediaPaths,
+        duration: f64,
+    ) -> AppResult<bool> {
+        let now = Timestamp::now();
+        let result = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET status = 'ready', status_reason = '', poster = $1, \
+                 vtt_file = $2, hd360 = $3, hd480 = $4, hd720 = $5, hd1080 = $6, hls = $7, \
+                 duration = $8, updated_at = $9 WHERE id = $10",
+            )
+            .bind(&media.poster)
+            .bind(&media.vtt_file)
+            .bind(&media.hd360)
+            .bind(&media.hd480)
+            .bind(&media.hd720)
+            .bind(&media.hd1080)
+            .bind(&media.hls)
+            .bind(duration)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(result > 0)
+    }
+
+    /// Sets a video's status (`pending` to retry, `failed` for good) with a reason.
+    pub async fn set_transcode_status(&self, id: i64, status: &str, reason: &str) -> AppResult<()> {
+        let now = Timestamp::now();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Videos whose transcode has not finished (for the start-up sweep).
+    pub async fn unfinished_videos(&self) -> AppResult<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id FROM videos WHERE status IN ('pending', 'processing') \
+                 AND video_file <> '' ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}

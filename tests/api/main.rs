@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod helpers;
 mod media;
+mod pipeline;
 mod platform;
 mod store;
 mod throttling;

@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use videoflix::media::{self, MediaError, Outputs, TranscodeOptions};
 
 /// Runs the ffmpeg CLI (Debian package) to make a clip; arguments are fixed strings.
-fn ffmpeg(args: &[&str], out: &Path) {
+pub(crate) fn ffmpeg(args: &[&str], out: &Path) {
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(args)
@@ -20,23 +20,30 @@ fn ffmpeg(args: &[&str], out: &Path) {
     assert!(status.success(), "ffmpeg {args:?}");
 }
 
-struct Clips {
+pub(crate) struct Clips {
     dir: TempDir,
 }
 
 impl Clips {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: TempDir::new().expect("tempdir"),
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `seconds` of a test pattern at `size`, with a tone unless `silent`.
-    fn clip(&self, name: &str, size: &str, seconds: u32, silent: bool, extra: &[&str]) -> PathBuf {
+    pub(crate) fn clip(
+        &self,
+        name: &str,
+        size: &str,
+        seconds: u32,
+        silent: bool,
+        extra: &[&str],
+    ) -> PathBuf {
         let out = self.path(name);
         let video = format!("testsrc2=size={size}:rate=30:duration={seconds}");
         let audio = format!("sine=frequency=440:sample_rate=44100:duration={seconds}");

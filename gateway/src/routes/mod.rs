@@ -128,21 +128,22 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/continue-watching/",
         "videoflix.v1.VideoService/ListContinueWatching",
     ),
+    op(
+        "GET",
+        "/api/videos/{id}/status/",
+        "videoflix.v1.VideoService/WatchTranscodeStatus",
+    ),
 ];
 
 /// RPCs with no REST operation yet, and why.
 pub const UNMAPPED_RPCS: &[(&str, &str)] = &[
     (
         "videoflix.v1.VideoService/UploadVideo",
-        "REST uploads are multipart (media pipeline issue)",
+        "REST uploads are POST /api/videos/ multipart forms with a video_file part",
     ),
     (
         "videoflix.v1.VideoService/StreamVideo",
-        "REST serves media files with Range (media pipeline issue)",
-    ),
-    (
-        "videoflix.v1.VideoService/WatchTranscodeStatus",
-        "REST streams status as SSE (media pipeline issue)",
+        "REST clients fetch the signed media URLs (Range, HEAD, conditional requests)",
     ),
 ];
 
@@ -173,6 +174,7 @@ pub(crate) fn router() -> OpenApiRouter<Gateway> {
         .routes(routes!(videos::list_favorites))
         .routes(routes!(videos::put_progress))
         .routes(routes!(videos::continue_watching))
+        .routes(routes!(videos::video_status))
 }
 
 /// JSON 404 for unknown paths.

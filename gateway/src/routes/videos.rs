@@ -4,7 +4,7 @@ use axum::{
     Json,
     extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, Uri, header},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -15,8 +15,8 @@ use crate::{
     call::{ApiJson, Forward},
     conditional::{Answer, Conditional},
     dto::{
-        CategorizedDto, ProgressBody, ProgressDto, VideoDto, VideoPageDto, VideoWriteBody,
-        genre_name, rfc3339,
+        CategorizedDto, ProgressBody, ProgressDto, StatusDto, UploadForm, VideoDto, VideoPageDto,
+        VideoWriteBody, genre_name, rfc3339,
     },
     pb,
 };
@@ -378,11 +378,9 @@ impl<S: Send + Sync> FromRequest<S> for VideoForm {
         {
             let name = field.name().unwrap_or_default().to_owned();
             if field.file_name().is_some() || name == "video_file" {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
+                return Err(bad(
                     "video_file",
-                    "Video file uploads are not available on this server yet; create the video \
-                     from its metadata.",
+                    "A video file can only be uploaded when creating a video (POST /api/videos/).",
                 ));
             }
             let text = field.text().await.map_err(|e| bad(&name, &e.body_text()))?;
@@ -417,23 +415,39 @@ fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMet
     })
 }
 
-/// Create a video from its metadata (superusers). JSON or multipart form.
+/// Create a video (superusers): from metadata (JSON or form), or with its file as multipart
+/// (metadata fields first, then `video_file`; streamed to disk, probed, then transcoded in the
+/// background: the answer has status `pending`).
 #[utoipa::path(
-    post, path = "/api/videos/", tag = "videos", request_body = VideoWriteBody,
+    post, path = "/api/videos/", tag = "videos",
+    request_body(content((VideoWriteBody = "application/json"), (UploadForm = "multipart/form-data"))),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = VideoDto),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 201, description = "Created (with a file: status pending)", body = VideoDto),
+        (status = 400, description = "Invalid field, or a file that is not a playable video", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 403, description = "Not a superuser", body = ErrorBody),
+        (status = 413, description = "File larger than UPLOAD_MAX_BYTES", body = ErrorBody),
         (status = 429, description = "Throttled", body = ErrorBody),
     )
 )]
 pub(crate) async fn create_video(
     State(gw): State<Gateway>,
     fwd: Forward,
-    VideoForm(body): VideoForm,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<VideoDto>)> {
+    let body = if is_multipart(request.headers()) {
+        let multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| bad("request", &e.body_text()))?;
+        match upload(&gw, &fwd, multipart).await? {
+            Uploaded::Video(video) => return Ok((StatusCode::CREATED, Json((*video).into()))),
+            Uploaded::NoFile(fields) => fields,
+        }
+    } else {
+        let ApiJson(map) = ApiJson::<Map<String, Value>>::from_request(request, &()).await?;
+        map
+    };
     let fields = text_fields(&body)?;
     let r = gw
         .video()
@@ -446,6 +460,97 @@ pub(crate) async fn create_video(
         StatusCode::CREATED,
         Json(r.video.unwrap_or_default().into()),
     ))
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"))
+}
+
+/// What a multipart create held.
+enum Uploaded {
+    /// A `video_file` part, uploaded (streamed) through UploadVideo.
+    Video(Box<pb::Video>),
+    /// Only metadata fields.
+    NoFile(Map<String, Value>),
+}
+
+/// Reads metadata fields until the `video_file` part, then streams that part to UploadVideo
+/// chunk by chunk while the service writes it to disk: the file is never whole in memory.
+/// Fields after the file are not read (send the metadata first, as forms do).
+async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiResult<Uploaded> {
+    let mut map = Map::new();
+    let mut field = loop {
+        let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| bad("request", &e.body_text()))?
+        else {
+            return Ok(Uploaded::NoFile(map));
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "video_file" || field.file_name().is_some() {
+            break field;
+        }
+        let text = field.text().await.map_err(|e| bad(&name, &e.body_text()))?;
+        if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
+            map.insert(name, Value::String(text));
+        }
+    };
+    if map.is_empty() {
+        return Err(bad(
+            "video_file",
+            "Send the metadata fields (title, description, …) before video_file.",
+        ));
+    }
+    let header = pb::UploadHeader {
+        metadata: Some(metadata(&text_fields(&map)?)?),
+        file_name: field.file_name().unwrap_or_default().to_owned(),
+        size_bytes: 0,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let first = pb::UploadVideoRequest {
+        payload: Some(pb::upload_video_request::Payload::Header(header)),
+    };
+    let mut client = gw.video();
+    let call = client.upload_video(fwd.request(tokio_stream::wrappers::ReceiverStream::new(rx)));
+    let feed = async move {
+        if tx.send(first).await.is_err() {
+            return Ok(());
+        }
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| bad("video_file", &e.body_text()))?
+        {
+            let message = pb::UploadVideoRequest {
+                payload: Some(pb::upload_video_request::Payload::Chunk(chunk.to_vec())),
+            };
+            if tx.send(message).await.is_err() {
+                // The service answered already (an error); it is returned below.
+                return Ok(());
+            }
+        }
+        Ok::<(), ApiError>(())
+    };
+    tokio::pin!(call);
+    tokio::pin!(feed);
+    let mut fed = false;
+    let response = loop {
+        tokio::select! {
+            response = &mut call => break response,
+            // A broken upload cancels the call: the service drops the partial file.
+            result = &mut feed, if !fed => {
+                result?;
+                fed = true;
+            }
+        }
+    };
+    Ok(Uploaded::Video(Box::new(
+        response?.into_inner().video.unwrap_or_default(),
+    )))
 }
 
 /// One video.
@@ -808,4 +913,49 @@ pub(crate) async fn continue_watching(
     })
     .await?;
     Ok(Json(all))
+}
+
+/// Transcode status of a video as Server-Sent Events: the current state first, then every
+/// change, until `ready` or `failed` (then the stream ends).
+#[utoipa::path(
+    get, path = "/api/videos/{id}/status/", tag = "videos",
+    params(("id" = i64, Path, description = "Video id")),
+    security(("token" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`text/event-stream` of `status` events", body = StatusDto, content_type = "text/event-stream"),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
+        (status = 404, description = "No such video", body = ErrorBody),
+        (status = 429, description = "Throttled", body = ErrorBody),
+    )
+)]
+pub(crate) async fn video_status(
+    State(gw): State<Gateway>,
+    fwd: Forward,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio_stream::StreamExt as _;
+    let id = video_id(&id)?;
+    let stream = gw
+        .video()
+        .watch_transcode_status(fwd.request(pb::WatchTranscodeStatusRequest { video_id: id }))
+        .await?
+        .into_inner();
+    let events = stream.map(|item| {
+        let event = match item {
+            Ok(e) => Event::default()
+                .event("status")
+                .json_data(StatusDto::from(e)),
+            Err(status) => Event::default()
+                .event("error")
+                .json_data(ApiError::from(status).into_body()),
+        };
+        Ok::<Event, std::convert::Infallible>(
+            event.unwrap_or_else(|_| Event::default().event("error").data("{}")),
+        )
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

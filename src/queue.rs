@@ -1,0 +1,231 @@
+//! The transcode job queue. With Redis it is a stream with a consumer group: at-least-once
+//! delivery to any worker process, entries of a dead worker are reclaimed once idle longer than
+//! the visibility timeout (a live worker keeps its entry fresh with a heartbeat), and an entry
+//! is acknowledged only after the database records the outcome. Without Redis it is an
+//! in-process queue. Either way the database row stays the source of truth: a start-up sweep
+//! enqueues every unfinished video again, so a lost queue (a Redis flush) loses no upload, and
+//! a job for a finished or deleted video does nothing.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use redis::streams::{StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
+use tokio::sync::{Mutex, Notify};
+
+use crate::{
+    error::{AppError, AppResult},
+    kv::Redis,
+};
+
+/// A job handed to a worker; acknowledge it when done.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The video to transcode.
+    pub video_id: i64,
+    entry: Option<String>,
+}
+
+/// The queue; cheap to clone.
+#[derive(Clone)]
+pub enum JobQueue {
+    /// In process (single-process deployments).
+    Memory(Arc<MemoryQueue>),
+    /// A Redis stream shared by every process.
+    Redis(Arc<RedisQueue>),
+}
+
+/// In-process queue.
+#[derive(Default)]
+pub struct MemoryQueue {
+    jobs: Mutex<VecDeque<i64>>,
+    ready: Notify,
+}
+
+/// Redis stream queue.
+#[derive(Clone)]
+pub struct RedisQueue {
+    redis: Redis,
+    stream: String,
+    group: String,
+    visibility: Duration,
+}
+
+const GROUP: &str = "workers";
+
+impl JobQueue {
+    /// An in-process queue.
+    pub fn memory() -> Self {
+        Self::Memory(Arc::new(MemoryQueue::default()))
+    }
+
+    /// The Redis stream queue; entries idle longer than `visibility` are taken over.
+    pub fn redis(redis: Redis, visibility: Duration) -> Self {
+        let stream = redis.key("jobs:transcode");
+        Self::Redis(Arc::new(RedisQueue {
+            redis,
+            stream,
+            group: GROUP.to_owned(),
+            visibility,
+        }))
+    }
+
+    /// Adds a job.
+    pub async fn enqueue(&self, video_id: i64) -> AppResult<()> {
+        match self {
+            Self::Memory(q) => {
+                q.jobs.lock().await.push_back(video_id);
+                q.ready.notify_one();
+                Ok(())
+            }
+            Self::Redis(q) => {
+                let mut conn = q.redis.conn().await?;
+                let _: String = redis::cmd("XADD")
+                    .arg(&q.stream)
+                    .arg("*")
+                    .arg("video_id")
+                    .arg(video_id)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for the next job for `consumer` (a name unique per worker task).
+    pub async fn next(&self, consumer: &str) -> AppResult<Delivery> {
+        match self {
+            Self::Memory(q) => loop {
+                let notified = q.ready.notified();
+                if let Some(video_id) = q.jobs.lock().await.pop_front() {
+                    return Ok(Delivery {
+                        video_id,
+                        entry: None,
+                    });
+                }
+                notified.await;
+            },
+            Self::Redis(q) => q.next(consumer).await,
+        }
+    }
+
+    /// Keeps a running job's entry from being taken over.
+    pub async fn heartbeat(&self, delivery: &Delivery, consumer: &str) -> AppResult<()> {
+        match (self, &delivery.entry) {
+            (Self::Redis(q), Some(entry)) => {
+                let mut conn = q.redis.conn().await?;
+                let _: redis::Value = redis::cmd("XCLAIM")
+                    .arg(&q.stream)
+                    .arg(&q.group)
+                    .arg(consumer)
+                    .arg(0)
+                    .arg(entry)
+                    .arg("JUSTID")
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a finished job (after its outcome is in the database).
+    pub async fn ack(&self, delivery: &Delivery) -> AppResult<()> {
+        match (self, &delivery.entry) {
+            (Self::Redis(q), Some(entry)) => {
+                let mut conn = q.redis.conn().await?;
+                let _: (i64, i64) = redis::pipe()
+                    .cmd("XACK")
+                    .arg(&q.stream)
+                    .arg(&q.group)
+                    .arg(entry)
+                    .cmd("XDEL")
+                    .arg(&q.stream)
+                    .arg(entry)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl RedisQueue {
+    async fn ensure_group(&self, conn: &mut redis::aio::MultiplexedConnection) -> AppResult<()> {
+        let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn next(&self, consumer: &str) -> AppResult<Delivery> {
+        let mut conn = self.redis.dedicated().await?;
+        self.ensure_group(&mut conn).await?;
+        loop {
+            // First, entries whose worker went quiet for longer than the visibility timeout.
+            let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(consumer)
+                .arg(u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX))
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if let Some(delivery) = claimed.claimed.first().and_then(delivery_of) {
+                return Ok(delivery);
+            }
+            // Then new entries, waiting up to five seconds (then look for stale ones again).
+            let options = StreamReadOptions::default()
+                .group(&self.group, consumer)
+                .count(1)
+                .block(5_000);
+            let read: Option<StreamReadReply> =
+                redis::AsyncCommands::xread_options(&mut conn, &[&self.stream], &[">"], &options)
+                    .await
+                    .map_err(unavailable)?;
+            let found = read
+                .and_then(|r| r.keys.into_iter().next())
+                .and_then(|k| k.ids.into_iter().next());
+            if let Some(delivery) = found.as_ref().and_then(delivery_of) {
+                return Ok(delivery);
+            }
+            if let Some(bad) = found {
+                // Not one of ours (no video id): drop it rather than loop on it forever.
+                let mut pooled = self.redis.conn().await?;
+                let _: i64 = redis::cmd("XACK")
+                    .arg(&self.stream)
+                    .arg(&self.group)
+                    .arg(&bad.id)
+                    .query_async(&mut *pooled)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+}
+
+fn delivery_of(entry: &redis::streams::StreamId) -> Option<Delivery> {
+    let video_id: i64 = entry.get("video_id")?;
+    Some(Delivery {
+        video_id,
+        entry: Some(entry.id.clone()),
+    })
+}
+
+fn unavailable(e: redis::RedisError) -> AppError {
+    AppError::Unavailable(format!("redis: {e}"))
+}

@@ -1,0 +1,181 @@
+//! Signed media URLs: `<PUBLIC_URL>media/<expires>/<signature>/<path>`. A `<video>` tag cannot
+//! send an Authorization header, so the URL itself carries a short-lived permission. The
+//! signature covers the expiry and the *folder* of a transcode (`videos/<id>/<generation>`), not
+//! the file: relative URLs inside HLS playlists and the thumbnails VTT resolve to files of the
+//! same folder and stay valid. Expiries are rounded to a window, so a URL is stable for a while
+//! (browser caches, ETags) and lives between one and two windows.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// How long a window lasts (URLs live between one and two of these).
+pub const WINDOW_SECONDS: u64 = 6 * 3600;
+
+/// Signs and checks media URLs.
+#[derive(Clone)]
+pub struct MediaSigner {
+    key: Vec<u8>,
+}
+
+/// Why a media URL is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaUrlError {
+    /// Malformed, tampered with or for another path.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+}
+
+impl MediaSigner {
+    /// A signer with a key derived from the server secret.
+    pub fn new(secret: &str) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"videoflix media urls v1");
+        Self {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
+    }
+
+    /// The expiry given to URLs made at `now` (Unix seconds).
+    pub fn expiry(now: u64) -> u64 {
+        (now / WINDOW_SECONDS + 2) * WINDOW_SECONDS
+    }
+
+    /// `<expires>/<signature>/<path>` for a stored media path, or None for a path that could
+    /// not be served anyway.
+    pub fn sign(&self, path: &str, expires: u64) -> Option<String> {
+        let scope = scope(path)?;
+        Some(format!(
+            "{expires}/{}/{path}",
+            self.signature(scope, expires)
+        ))
+    }
+
+    /// Checks the parts of a request path; Ok gives the stored path to serve.
+    pub fn verify<'a>(
+        &self,
+        expires: &str,
+        signature: &str,
+        path: &'a str,
+        now: u64,
+    ) -> Result<&'a str, MediaUrlError> {
+        let expires: u64 = expires.parse().map_err(|_| MediaUrlError::Invalid)?;
+        let scope = scope(path).ok_or(MediaUrlError::Invalid)?;
+        let given = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| MediaUrlError::Invalid)?;
+        if given.len() != 16 {
+            return Err(MediaUrlError::Invalid);
+        }
+        // Constant-time comparison of the truncated tag.
+        self.mac(scope, expires)
+            .verify_truncated_left(&given)
+            .map_err(|_| MediaUrlError::Invalid)?;
+        if expires < now {
+            return Err(MediaUrlError::Expired);
+        }
+        Ok(path)
+    }
+
+    fn mac(&self, scope: &str, expires: u64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(format!("{expires}:{scope}").as_bytes());
+        mac
+    }
+
+    fn signature(&self, scope: &str, expires: u64) -> String {
+        let tag = self.mac(scope, expires).finalize().into_bytes();
+        URL_SAFE_NO_PAD.encode(&tag[..16])
+    }
+}
+
+/// The signed folder of a stored path: `videos/<id>/<name>`; None unless every segment is a
+/// plain name (letters, digits, `.`, `-`, `_`; no `..`, no empty segment).
+fn scope(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let plain = |s: &&str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    if segments.len() < 3 || !segments.iter().all(plain) || segments[0] != "videos" {
+        return None;
+    }
+    let end = segments[0].len() + segments[1].len() + segments[2].len() + 2;
+    path.get(..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_signed_folder_serves_every_file_in_it_until_expiry() {
+        let signer = MediaSigner::new("secret");
+        let expires = MediaSigner::expiry(NOW);
+        assert!(expires > NOW + WINDOW_SECONDS - 1);
+        let url = signer
+            .sign("videos/7/abc/hls/master.m3u8", expires)
+            .expect("signed");
+        let (exp, rest) = url.split_once('/').expect("exp");
+        let (sig, path) = rest.split_once('/').expect("sig");
+        assert_eq!(signer.verify(exp, sig, path, NOW), Ok(path));
+        // A file beside it (what a playlist's relative URL asks for).
+        assert!(
+            signer
+                .verify(exp, sig, "videos/7/abc/hls/360p/segment-00001.m4s", NOW)
+                .is_ok()
+        );
+        // Another video, another generation, the past.
+        assert_eq!(
+            signer.verify(exp, sig, "videos/8/abc/hls/master.m3u8", NOW),
+            Err(MediaUrlError::Invalid)
+        );
+        assert_eq!(
+            signer.verify(exp, sig, "videos/7/abd/poster.jpg", NOW),
+            Err(MediaUrlError::Invalid)
+        );
+        assert_eq!(
+            signer.verify(exp, sig, path, expires + 1),
+            Err(MediaUrlError::Expired)
+        );
+        // A changed expiry or signature.
+        let later = (expires + WINDOW_SECONDS).to_string();
+        assert_eq!(
+            signer.verify(&later, sig, path, NOW),
+            Err(MediaUrlError::Invalid)
+        );
+        assert_eq!(
+            signer.verify(exp, "AAAAAAAAAAAAAAAAAAAAAA", path, NOW),
+            Err(MediaUrlError::Invalid)
+        );
+        // Another server secret.
+        assert!(
+            MediaSigner::new("other")
+                .verify(exp, sig, path, NOW)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_plain_paths_are_signed_or_served() {
+        let signer = MediaSigner::new("secret");
+        for bad in [
+            "videos/7/../../etc/passwd",
+            "/videos/7/a/b",
+            "videos/7",
+            "videos//a/b",
+            "incoming/x.part",
+            "videos/7/.tmp-x/a.mp4",
+            "videos/7/a b/c",
+        ] {
+            assert_eq!(signer.sign(bad, 1), None, "{bad}");
+        }
+    }
+}

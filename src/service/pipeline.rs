@@ -1,0 +1,454 @@
+//! The media pipeline: uploads streamed to disk and probed before acceptance, transcode jobs on
+//! the queue, and the workers that run them. A job is idempotent: it writes into a fresh folder
+//! (`videos/<id>/<generation>/`), the database switches the video to it in one update, and older
+//! generations are removed afterwards; a job for a deleted or finished video does nothing, and a
+//! running job stops when its video is deleted.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt as _;
+use tokio_stream::{Stream, StreamExt as _};
+
+use super::{
+    Caller, Catalog, VideoView,
+    catalog::CATALOG,
+    status::{StatusEvent, StatusHub},
+};
+use crate::{
+    cache::Cache,
+    domain::VideoMeta,
+    error::{AppError, AppResult},
+    media::{self, MediaError, Outputs, TranscodeOptions},
+    queue::{Delivery, JobQueue},
+    store::{MediaPaths, Store},
+};
+
+/// Settings of the pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Root of every media file.
+    pub media_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub upload_limit: u64,
+    /// Transcode attempts before a video is marked failed.
+    pub max_attempts: u32,
+    /// Delay before the first retry (doubles each time).
+    pub retry_delay: Duration,
+    /// Encoder settings.
+    pub transcode: TranscodeOptions,
+}
+
+/// Uploads, jobs and workers; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Store,
+    cache: Cache,
+    queue: JobQueue,
+    hub: StatusHub,
+    config: Arc<PipelineConfig>,
+}
+
+/// An upload on disk, not yet accepted: the file is removed when this is dropped, whatever
+/// ends the request (an error, a refused probe, a client that went away mid-upload).
+#[derive(Debug)]
+pub struct Incoming {
+    path: PathBuf,
+    size: u64,
+    keep: bool,
+}
+
+impl Incoming {
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Pipeline {
+    /// Wires the pipeline.
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        queue: JobQueue,
+        hub: StatusHub,
+        config: PipelineConfig,
+    ) -> Self {
+        Self {
+            store,
+            cache,
+            queue,
+            hub,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The status hub (for watchers).
+    pub fn hub(&self) -> &StatusHub {
+        &self.hub
+    }
+
+    /// The largest accepted upload.
+    pub fn upload_limit(&self) -> u64 {
+        self.config.upload_limit
+    }
+
+    /// Streams `chunks` to a new file under a generated name, never holding more than one chunk
+    /// in memory; over the limit, the file is removed and `TooLarge` returned.
+    pub async fn receive<S>(&self, mut chunks: S) -> AppResult<Incoming>
+    where
+        S: Stream<Item = AppResult<Bytes>> + Unpin,
+    {
+        let dir = self.config.media_dir.join("incoming");
+        tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+        let mut incoming = Incoming {
+            path: dir.join(format!("{}.part", uuid::Uuid::new_v4())),
+            size: 0,
+            keep: false,
+        };
+        let mut file = tokio::fs::File::create(&incoming.path)
+            .await
+            .map_err(internal)?;
+        let result = async {
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                incoming.size += chunk.len() as u64;
+                if incoming.size > self.config.upload_limit {
+                    return Err(AppError::TooLarge {
+                        limit: self.config.upload_limit,
+                    });
+                }
+                file.write_all(&chunk).await.map_err(internal)?;
+            }
+            file.flush().await.map_err(internal)?;
+            Ok(())
+        }
+        .await;
+        drop(file);
+        result.map(|()| incoming)
+    }
+
+    /// Probes `incoming`; a decodable video becomes a new catalog entry (status pending) with a
+    /// transcode job, anything else is removed and refused on the `video_file` field.
+    pub async fn accept(
+        &self,
+        catalog: &Catalog,
+        caller: &Caller,
+        meta: VideoMeta,
+        mut incoming: Incoming,
+    ) -> AppResult<VideoView> {
+        catalog.require_admin(caller)?;
+        if incoming.size == 0 {
+            return Err(AppError::field(
+                "video_file",
+                "The submitted file is empty.",
+            ));
+        }
+        let probe_path = incoming.path.clone();
+        let probed = tokio::task::spawn_blocking(move || media::probe(&probe_path))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let probe = match probed {
+            Ok(probe) => probe,
+            Err(e) => {
+                return Err(match e {
+                    MediaError::NotAVideo(why) => AppError::field(
+                        "video_file",
+                        format!("Upload a valid video file: this one is {why}."),
+                    ),
+                    other => AppError::Internal(other.into()),
+                });
+            }
+        };
+        let view = catalog.create(caller, meta).await?;
+        let id = view.record.id;
+        // The stored name comes from the numeric id only, never from client text.
+        let relative = format!("videos/{id}/source");
+        let target = self.config.media_dir.join(&relative);
+        let moved = async {
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::rename(&incoming.path, &target).await
+        }
+        .await;
+        moved.map_err(internal)?;
+        incoming.keep = true;
+        self.store.set_video_source(id, &relative).await?;
+        self.cache.invalidate(CATALOG).await;
+        tracing::info!(
+            video_id = id,
+            bytes = incoming.size,
+            duration = probe.duration,
+            width = probe.width,
+            height = probe.height,
+            "upload accepted"
+        );
+        // The answer shows the video as accepted (pending), before a worker can take it.
+        let view = catalog.get(caller, id).await?;
+        self.queue.enqueue(id).await?;
+        self.hub
+            .publish(event(id, "pending", 0.0, "queued", ""))
+            .await;
+        Ok(view)
+    }
+
+    /// Enqueues every unfinished video again (at start-up: a lost queue loses nothing).
+    pub async fn sweep(&self) -> AppResult<usize> {
+        let ids = self.store.unfinished_videos().await?;
+        for id in &ids {
+            self.queue.enqueue(*id).await?;
+        }
+        if !ids.is_empty() {
+            tracing::info!(count = ids.len(), "re-enqueued unfinished transcodes");
+        }
+        Ok(ids.len())
+    }
+
+    /// Starts `concurrency` workers taking jobs from the queue.
+    pub fn spawn_workers(&self, concurrency: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..concurrency.max(1))
+            .map(|n| {
+                let pipeline = self.clone();
+                let consumer = format!("{}-{n}", uuid::Uuid::new_v4().simple());
+                tokio::spawn(async move { pipeline.work(consumer).await })
+            })
+            .collect()
+    }
+
+    async fn work(self, consumer: String) {
+        loop {
+            match self.queue.next(&consumer).await {
+                Ok(delivery) => {
+                    let id = delivery.video_id;
+                    match self.run(&delivery, &consumer).await {
+                        Ok(()) => {
+                            if let Err(e) = self.queue.ack(&delivery).await {
+                                // Redelivered later; the job is idempotent.
+                                tracing::warn!(video_id = id, error = %e, "ack failed");
+                            }
+                        }
+                        Err(e) => {
+                            // The database or Redis failed: leave the job to be redelivered.
+                            tracing::error!(video_id = id, error = %e, "job interrupted");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "job queue unavailable; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs one job to an outcome recorded in the database.
+    async fn run(&self, delivery: &Delivery, consumer: &str) -> AppResult<()> {
+        let id = delivery.video_id;
+        let Some(claim) = self.store.claim_transcode(id).await? else {
+            tracing::info!(video_id = id, "nothing to do (finished or deleted)");
+            return Ok(());
+        };
+        self.cache.invalidate(CATALOG).await;
+        let attempts = u32::try_from(claim.transcode_attempts).unwrap_or(u32::MAX);
+        if attempts > self.config.max_attempts {
+            let reason = format!("Transcoding failed {} times.", self.config.max_attempts);
+            return self.fail(id, &reason).await;
+        }
+        self.hub
+            .publish(event(id, "processing", 0.0, "probing", ""))
+            .await;
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        let video_dir = self.config.media_dir.join(format!("videos/{id}"));
+        let work_dir = video_dir.join(format!(".tmp-{generation}"));
+        tokio::fs::create_dir_all(&work_dir)
+            .await
+            .map_err(internal)?;
+        let source = self.config.media_dir.join(&claim.video_file);
+
+        // Progress from the blocking thread; deletion checks and heartbeats beside it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let forward = {
+            let hub = self.hub.clone();
+            tokio::spawn(async move {
+                while let Some(p) = progress_rx.recv().await {
+                    let p: media::Progress = p;
+                    hub.publish(event(id, "processing", p.percent, p.step, ""))
+                        .await;
+                }
+            })
+        };
+        let guard = {
+            let (store, queue, stop) = (self.store.clone(), self.queue.clone(), stop.clone());
+            let (delivery, consumer) = (delivery.clone(), consumer.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if matches!(store.video(id).await, Ok(None)) {
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    if let Err(e) = queue.heartbeat(&delivery, &consumer).await {
+                        tracing::warn!(video_id = id, error = %e, "heartbeat failed");
+                    }
+                }
+            })
+        };
+        let options = self.config.transcode.clone();
+        let (job_dir, job_stop) = (work_dir.clone(), stop.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let probe = media::probe(&source)?;
+            let mut progress = |p: media::Progress| {
+                let _ = progress_tx.send(p);
+            };
+            let stop = || job_stop.load(Ordering::Relaxed);
+            media::transcode(&source, &job_dir, &probe, &options, &mut progress, &stop)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()));
+        guard.abort();
+        let _ = forward.await;
+
+        match result? {
+            Ok(outputs) => {
+                let final_dir = video_dir.join(&generation);
+                tokio::fs::rename(&work_dir, &final_dir)
+                    .await
+                    .map_err(internal)?;
+                let paths = media_paths(&format!("videos/{id}/{generation}"), &outputs);
+                if !self
+                    .store
+                    .finish_transcode(id, &paths, outputs.duration)
+                    .await?
+                {
+                    let _ = tokio::fs::remove_dir_all(&video_dir).await;
+                    return Ok(());
+                }
+                remove_old_generations(&video_dir, &generation).await;
+                self.cache.invalidate(CATALOG).await;
+                self.hub
+                    .publish(event(id, "ready", 100.0, "done", ""))
+                    .await;
+                tracing::info!(
+                    video_id = id,
+                    renditions = outputs.renditions.len(),
+                    "ready"
+                );
+                Ok(())
+            }
+            Err(MediaError::Cancelled) => {
+                let _ = tokio::fs::remove_dir_all(&video_dir).await;
+                tracing::info!(video_id = id, "transcode stopped: the video was deleted");
+                Ok(())
+            }
+            Err(MediaError::NotAVideo(why)) => {
+                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                self.fail(id, &format!("The source is not a playable video: {why}."))
+                    .await
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                tracing::error!(video_id = id, attempt = attempts, error = %e, "transcode failed");
+                if attempts >= self.config.max_attempts {
+                    return self.fail(id, &format!("Transcoding failed: {e}.")).await;
+                }
+                let reason = format!("Attempt {attempts} failed ({e}); retrying.");
+                self.store
+                    .set_transcode_status(id, "pending", &reason)
+                    .await?;
+                self.cache.invalidate(CATALOG).await;
+                self.hub
+                    .publish(event(id, "pending", 0.0, "retrying", &reason))
+                    .await;
+                let delay = self.config.retry_delay * 2u32.saturating_pow(attempts - 1);
+                let queue = self.queue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    // If this fails (or the process dies first), the start-up sweep finds the
+                    // video still pending.
+                    if let Err(e) = queue.enqueue(id).await {
+                        tracing::error!(video_id = id, error = %e, "re-enqueue failed");
+                    }
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn fail(&self, id: i64, reason: &str) -> AppResult<()> {
+        self.store
+            .set_transcode_status(id, "failed", reason)
+            .await?;
+        self.cache.invalidate(CATALOG).await;
+        self.hub
+            .publish(event(id, "failed", 0.0, "failed", reason))
+            .await;
+        tracing::warn!(video_id = id, reason, "transcode failed for good");
+        Ok(())
+    }
+}
+
+fn event(video_id: i64, status: &str, percent: f64, step: &str, reason: &str) -> StatusEvent {
+    StatusEvent {
+        video_id,
+        status: status.to_owned(),
+        percent,
+        step: step.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The database's paths of a finished transcode in `dir` (relative to MEDIA_DIR).
+fn media_paths(dir: &str, outputs: &Outputs) -> MediaPaths {
+    let mut paths = MediaPaths {
+        poster: format!("{dir}/{}", outputs.poster),
+        vtt_file: format!("{dir}/{}", outputs.vtt),
+        hls: format!("{dir}/{}", outputs.master_playlist),
+        ..MediaPaths::default()
+    };
+    for r in &outputs.renditions {
+        let path = format!("{dir}/{}", r.mp4);
+        match r.rendition.name.as_str() {
+            "480p" => paths.hd480 = path,
+            "720p" => paths.hd720 = path,
+            "1080p" => paths.hd1080 = path,
+            // 360p, or the single rendition of a source below 360p.
+            _ => paths.hd360 = path,
+        }
+    }
+    paths
+}
+
+/// Removes every folder of `video_dir` but the source and `keep`.
+async fn remove_old_generations(video_dir: &Path, keep: &str) {
+    let Ok(mut entries) = tokio::fs::read_dir(video_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        if name != "source" && name != keep && entry.path().is_dir() {
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
+    }
+}
+
+fn internal(e: std::io::Error) -> AppError {
+    AppError::Internal(anyhow::Error::new(e).context("media files"))
+}

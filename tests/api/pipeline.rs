@@ -1,0 +1,519 @@
+//! The media pipeline end to end: uploads over REST and gRPC, the background transcode, status
+//! over SSE and gRPC, signed media URLs with Range, and the bad uploads.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, multipart};
+use serde_json::{Value, json};
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+use videoflix::{domain::Email, grpc::pb, store::NewUser};
+
+use crate::{
+    helpers::{AppOptions, Backend, PASSWORD, TestApp, authed, spawn_app_with, spawn_peer},
+    media::Clips,
+};
+
+fn options(extra: &[(&str, &str)]) -> AppOptions {
+    let mut args = vec![("--transcode-preset".to_owned(), "veryfast".to_owned())];
+    args.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    AppOptions {
+        args,
+        ..Default::default()
+    }
+}
+
+async fn admin(app: &TestApp) -> String {
+    let email = Email::parse("admin@example.com").expect("email");
+    let hash = app
+        .services
+        .accounts
+        .hasher()
+        .hash(PASSWORD)
+        .await
+        .expect("hash");
+    app.services
+        .store
+        .create_user(NewUser {
+            email: &email,
+            password_hash: &hash,
+            is_active: true,
+            is_superuser: true,
+            is_guest: false,
+        })
+        .await
+        .expect("admin");
+    app.login("admin@example.com", PASSWORD).await
+}
+
+/// POSTs a multipart form: `fields` first, then the file part (if any).
+async fn post_form(
+    app: &TestApp,
+    token: &str,
+    fields: &[(&str, &str)],
+    file: Option<(&str, Vec<u8>)>,
+) -> (StatusCode, Value) {
+    let mut form = multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text((*k).to_owned(), (*v).to_owned());
+    }
+    if let Some((name, bytes)) = file {
+        form = form.part(
+            "video_file",
+            multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+    }
+    let response = app
+        .http
+        .post(format!("{}/api/videos/", app.base))
+        .header("authorization", format!("Token {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The test server's media URL for a URL the API answered (PUBLIC_URL has no port in tests).
+fn local(app: &TestApp, url: &str) -> String {
+    let path = url.strip_prefix("http://127.0.0.1/").expect("PUBLIC_URL");
+    format!("{}/{path}", app.base)
+}
+
+/// Reads the SSE stream of a video until it ends; returns the events.
+async fn sse_until_final(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+    let response = app
+        .http
+        .get(format!("{}/api/videos/{id}/status/", app.base))
+        .header("authorization", format!("Token {token}"))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream")
+    );
+    let mut events = Vec::new();
+    let mut response = response;
+    let mut buffer = String::new();
+    let read = async {
+        while let Some(chunk) = response.chunk().await.expect("chunk") {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    events.push(serde_json::from_str::<Value>(data).expect("json"));
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("the transcode finishes in time");
+    events
+}
+
+#[tokio::test]
+async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
+    let app = spawn_app_with(Backend::Embedded, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let clip = clips.clip("clip.mp4", "640x360", 3, false, &[]);
+    let bytes = std::fs::read(&clip).expect("clip");
+
+    // A shell-hostile file name is metadata only.
+    let (status, video) = post_form(
+        &app,
+        &token,
+        &[
+            ("title", "Ocean"),
+            ("description", "Waves"),
+            ("genre", "documentary"),
+        ],
+        Some(("$(touch /tmp/pwned); rm -rf ~ .mp4", bytes)),
+    )
+    .await;
+    assert_eq!(status, 201, "{video}");
+    assert_eq!(video["status"], "pending");
+    assert_eq!(video["genre"], "documentary");
+    let id = video["id"].as_i64().expect("id");
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+
+    let events = sse_until_final(&app, &token, id).await;
+    let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
+    assert_eq!(statuses.last(), Some(&"ready"), "{events:?}");
+    let percents: Vec<f64> = events
+        .iter()
+        .filter(|e| e["status"] == "processing")
+        .filter_map(|e| e["percent"].as_f64())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+
+    let video = app
+        .get_auth(&format!("/api/videos/{id}/"), &token)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert!((video["duration"].as_f64().expect("duration") - 3.0).abs() < 0.2);
+    for field in [
+        "video_file",
+        "video_file_hd360",
+        "poster",
+        "vtt_file",
+        "hls",
+    ] {
+        assert!(
+            video[field]
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://127.0.0.1/media/")),
+            "{field}: {video}"
+        );
+    }
+    // A 360p source is not upscaled.
+    assert_eq!(video["video_file_hd480"], "");
+    assert_eq!(video["video_file_hd1080"], "");
+
+    // Range, HEAD, content types, CORS for a player on another origin.
+    let mp4 = local(&app, video["video_file_hd360"].as_str().expect("url"));
+    let full = app.http.get(&mp4).send().await.expect("mp4");
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["content-type"], "video/mp4");
+    let whole = full.bytes().await.expect("bytes");
+    let part = app
+        .http
+        .get(&mp4)
+        .header("range", "bytes=100-299")
+        .header("origin", "http://frontend.test")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-299/{}", whole.len()).as_str()
+    );
+    assert_eq!(part.headers()["access-control-allow-origin"], "*");
+    assert_eq!(part.bytes().await.expect("part"), whole.slice(100..300));
+    let head = app.http.head(&mp4).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        whole.len().to_string().as_str()
+    );
+
+    // HLS: the master's relative URLs resolve under the same signature.
+    let master_url = local(&app, video["hls"].as_str().expect("hls"));
+    let master = app.http.get(&master_url).send().await.expect("master");
+    assert_eq!(master.status(), 200);
+    let master = master.text().await.expect("text");
+    let media = master
+        .lines()
+        .find(|l| l.ends_with(".m3u8"))
+        .expect("a variant");
+    let media_url = url::Url::parse(&master_url)
+        .and_then(|u| u.join(media))
+        .expect("join");
+    let playlist = app
+        .http
+        .get(media_url.clone())
+        .send()
+        .await
+        .expect("playlist");
+    assert_eq!(playlist.status(), 200);
+    let playlist = playlist.text().await.expect("text");
+    let segment = playlist
+        .lines()
+        .find(|l| l.ends_with(".m4s"))
+        .expect("segment");
+    let segment = app
+        .http
+        .get(media_url.join(segment).expect("join"))
+        .send()
+        .await
+        .expect("segment");
+    assert_eq!(segment.status(), 200);
+
+    // Thumbnails: the VTT points at sprites beside it.
+    let vtt_url = local(&app, video["vtt_file"].as_str().expect("vtt"));
+    let vtt = app
+        .http
+        .get(&vtt_url)
+        .send()
+        .await
+        .expect("vtt")
+        .text()
+        .await
+        .expect("text");
+    let sprite = vtt
+        .lines()
+        .find_map(|l| l.split_once("#xywh=").map(|(image, _)| image.to_owned()))
+        .expect("a cue");
+    let sprite = app
+        .http
+        .get(
+            url::Url::parse(&vtt_url)
+                .and_then(|u| u.join(&sprite))
+                .expect("join"),
+        )
+        .send()
+        .await
+        .expect("sprite");
+    assert_eq!(sprite.status(), 200);
+    assert_eq!(sprite.headers()["content-type"], "image/jpeg");
+
+    // Tampered, moved and expired URLs are refused.
+    let tampered = mp4.replacen("/media/", "/media/1", 1);
+    assert_eq!(
+        app.http.get(&tampered).send().await.expect("x").status(),
+        403
+    );
+    let other = mp4.replace(&format!("/videos/{id}/"), "/videos/999/");
+    assert_eq!(app.http.get(&other).send().await.expect("x").status(), 403);
+    let signer = videoflix::security::MediaSigner::new(app.settings.signing_secret());
+    let stored = mp4.split_once("/videos/").expect("path").1;
+    let expired = signer
+        .sign(&format!("videos/{stored}"), 1_000)
+        .expect("signed");
+    let expired = format!("{}/media/{expired}", app.base);
+    let refused = app.http.get(&expired).send().await.expect("x");
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.expect("text").contains("expired"));
+
+    // Deleting the video removes its files.
+    app.call(
+        Method::DELETE,
+        &format!("/api/videos/{id}/"),
+        None,
+        Some(&token),
+    )
+    .await
+    .expect(204);
+    assert_eq!(app.http.get(&mp4).send().await.expect("x").status(), 404);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_clearly_and_leave_nothing_behind() {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        options(&[("--upload-max-bytes", "200000")]),
+    )
+    .await;
+    let token = admin(&app).await;
+    let guest = app.post("/guest-login/", json!({})).await.expect(200).body["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let clips = Clips::new();
+    let small = std::fs::read(clips.clip("s.mp4", "160x120", 1, true, &[])).expect("clip");
+    let big = std::fs::read(clips.clip("b.mp4", "1280x720", 3, false, &[])).expect("clip");
+    let title = [("title", "Bad")];
+    // (file, fields sent before it, status, error type)
+    type Case<'a> = (
+        Option<(&'a str, Vec<u8>)>,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            Some(("x.mp4", b"just text\n".repeat(50))),
+            &title,
+            400,
+            "video_file",
+        ),
+        (Some(("empty.mp4", Vec::new())), &title, 400, "video_file"),
+        (
+            Some(("cut.mp4", small[..small.len() / 3].to_vec())),
+            &title,
+            400,
+            "video_file",
+        ),
+        (Some(("big.mp4", big)), &title, 413, "too_large"),
+        (Some(("s.mp4", small.clone())), &[], 400, "video_file"),
+        (
+            Some(("s.mp4", small.clone())),
+            &[("title", "")],
+            400,
+            "title",
+        ),
+    ];
+    for (file, fields, status, kind) in cases {
+        let name = file.as_ref().map(|(n, _)| (*n).to_owned());
+        let (got, body) = post_form(&app, &token, fields, file).await;
+        assert_eq!(got.as_u16(), status, "{name:?}: {body}");
+        assert_eq!(body["type"], json!([kind]), "{name:?}: {body}");
+    }
+    let (got, _) = post_form(&app, &guest, &title, Some(("s.mp4", small.clone()))).await;
+    assert_eq!(got, 403);
+    // Nothing was kept: no partial uploads, no catalog entries.
+    let incoming = app.settings.media_dir.join("incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let list = app.get_auth("/api/videos/", &token).await.expect(200).body;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn grpc_upload_status_stream_and_chunked_download() {
+    let app = spawn_app_with(Backend::Embedded, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("g.mp4", "320x240", 2, true, &[])).expect("clip");
+    let mut client = app.video_client().await;
+
+    let header = pb::UploadVideoRequest {
+        payload: Some(pb::upload_video_request::Payload::Header(
+            pb::UploadHeader {
+                metadata: Some(pb::VideoMetadata {
+                    title: "Over gRPC".to_owned(),
+                    ..Default::default()
+                }),
+                file_name: "g.mp4".to_owned(),
+                size_bytes: i64::try_from(bytes.len()).expect("size"),
+            },
+        )),
+    };
+    let mut messages = vec![header];
+    for chunk in bytes.chunks(64 * 1024) {
+        messages.push(pb::UploadVideoRequest {
+            payload: Some(pb::upload_video_request::Payload::Chunk(chunk.to_vec())),
+        });
+    }
+    let video = client
+        .upload_video(authed(tokio_stream::iter(messages), &token))
+        .await
+        .expect("upload")
+        .into_inner()
+        .video
+        .expect("video");
+    assert_eq!(video.status, pb::VideoStatus::Pending as i32);
+
+    let mut stream = client
+        .watch_transcode_status(authed(
+            pb::WatchTranscodeStatusRequest { video_id: video.id },
+            &token,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut last = None;
+    let watch = async {
+        while let Some(event) = stream.next().await {
+            last = Some(event.expect("event"));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), watch)
+        .await
+        .expect("in time");
+    let last = last.expect("events");
+    assert_eq!(last.status, pb::VideoStatus::Ready as i32, "{last:?}");
+
+    // StreamVideo: the whole original, in order, then from an offset.
+    let mut download = client
+        .stream_video(authed(
+            pb::StreamVideoRequest {
+                video_id: video.id,
+                rendition: pb::Rendition::Original as i32,
+                offset: 0,
+            },
+            &token,
+        ))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(chunk) = download.next().await {
+        let chunk = chunk.expect("chunk");
+        assert_eq!(chunk.offset, i64::try_from(got.len()).expect("len"));
+        assert_eq!(chunk.total_size, i64::try_from(bytes.len()).expect("len"));
+        got.extend_from_slice(&chunk.data);
+    }
+    assert_eq!(got, bytes);
+    let status = client
+        .stream_video(authed(
+            pb::StreamVideoRequest {
+                video_id: video.id,
+                rendition: pb::Rendition::Rendition1080p as i32,
+                offset: 0,
+            },
+            &token,
+        ))
+        .await
+        .expect_err("no 1080p of a 240p source");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .stream_video(authed(
+            pb::StreamVideoRequest {
+                video_id: video.id,
+                rendition: pb::Rendition::Original as i32,
+                offset: i64::try_from(bytes.len()).expect("len") + 1,
+            },
+            &token,
+        ))
+        .await
+        .expect_err("past the end");
+    assert_eq!(status.code(), Code::OutOfRange);
+}
+
+#[tokio::test]
+async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
+    // PostgreSQL + Redis, and no worker in the serving process.
+    let app = spawn_app_with(Backend::Real, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("r.mp4", "320x240", 1, false, &[])).expect("clip");
+    let (status, video) =
+        post_form(&app, &token, &[("title", "Queued")], Some(("r.mp4", bytes))).await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+
+    // Redis loses the queue (as FLUSHALL would, for this deployment's keys).
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stream = format!(
+        "{}:jobs:transcode",
+        app.settings.redis_prefix.trim_end_matches(':')
+    );
+    let _: i64 = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+
+    // A worker process starts: its sweep finds the pending video in the database.
+    let worker = spawn_peer(
+        &app,
+        vec![
+            ("--worker".to_owned(), String::new()),
+            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
+        ],
+    )
+    .await;
+    let events = sse_until_final(&worker, &token, id).await;
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+    // The first process sees it too (status over Redis pub/sub, cache invalidated).
+    let seen = app
+        .get_auth(&format!("/api/videos/{id}/"), &token)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(seen["status"], "ready", "{seen}");
+}

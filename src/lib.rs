@@ -2,6 +2,7 @@
 //! the legacy REST API (the `videoflix-gateway` crate), all on one port.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -43,6 +43,22 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
+    /// Upload a video to a server over gRPC and follow its transcode (superusers).
+    Upload(videoflix::cli::upload::UploadArgs),
+    /// Transcode a file into a folder here, as a worker would (no server; for trying settings
+    /// and for benchmarks).
+    Transcode {
+        /// The source video.
+        input: std::path::PathBuf,
+        /// An empty or new folder for the outputs.
+        output: std::path::PathBuf,
+        /// x264 preset.
+        #[arg(long, default_value = "medium")]
+        preset: String,
+        /// HLS segment length in seconds.
+        #[arg(long, default_value_t = 4)]
+        segment_seconds: u32,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -124,6 +140,49 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 worker.abort();
             }
             services.store.close().await;
+            Ok(())
+        }
+        Command::Upload(args) => videoflix::cli::upload::run(args).await,
+        Command::Transcode {
+            input,
+            output,
+            preset,
+            segment_seconds,
+        } => {
+            let started = std::time::Instant::now();
+            let outputs = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&output)?;
+                let probe = videoflix::media::probe(&input)?;
+                let options = videoflix::media::TranscodeOptions {
+                    preset,
+                    segment_seconds,
+                    ..Default::default()
+                };
+                videoflix::media::transcode(&input, &output, &probe, &options, &mut |_| {}, &|| {
+                    false
+                })
+                .map_err(anyhow::Error::from)
+            })
+            .await??;
+            for r in &outputs.renditions {
+                println!(
+                    "{} {}x{} {} kbit/s: {} + {}",
+                    r.rendition.name,
+                    r.rendition.width,
+                    r.rendition.height,
+                    r.rendition.video_kbps,
+                    r.mp4,
+                    r.playlist
+                );
+            }
+            println!(
+                "{} sprites, {}, {}; {:.1} s of video in {:.2} s",
+                outputs.sprites.len(),
+                outputs.poster,
+                outputs.vtt,
+                outputs.duration,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Migrate { settings } => {

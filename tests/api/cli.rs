@@ -144,3 +144,67 @@ async fn createsuperuser_makes_an_admin_who_can_log_in() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("too common"));
 }
+
+#[tokio::test]
+async fn upload_sends_a_file_and_follows_its_transcode() {
+    use crate::helpers::{AppOptions, Backend, spawn_app_with};
+    let app = spawn_app_with(
+        Backend::Embedded,
+        AppOptions {
+            args: vec![("--transcode-preset".into(), "veryfast".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = crate::pipeline::admin(&app).await;
+    let clips = crate::media::Clips::new();
+    let clip = clips.clip("cli.mp4", "320x240", 1, false, &[]);
+    let base = app.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        videoflix()
+            .args([
+                "upload",
+                clip.to_str().expect("utf-8"),
+                "--title",
+                "From the CLI",
+            ])
+            .args(["--genre", "drama", "--server", &base, "--token", &admin])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is ready"), "{stdout}");
+    let list = app
+        .get_auth("/api/videos/", &crate::pipeline::admin_token_of(&app).await)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(list[0]["title"], "From the CLI");
+    assert_eq!(list[0]["status"], "ready");
+    assert_eq!(list[0]["genre"], "drama");
+
+    // A refused upload is a failure with the server's reason.
+    let text = clips.path("notes.mp4");
+    std::fs::write(&text, "not a video").expect("write");
+    let base = app.base.clone();
+    let token = crate::pipeline::admin_token_of(&app).await;
+    let output = tokio::task::spawn_blocking(move || {
+        videoflix()
+            .args(["upload", text.to_str().expect("utf-8"), "--title", "Nope"])
+            .args(["--server", &base, "--token", &token])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("video_file"), "{stderr}");
+}

@@ -27,7 +27,7 @@ fn options(extra: &[(&str, &str)]) -> AppOptions {
     }
 }
 
-async fn admin(app: &TestApp) -> String {
+pub(crate) async fn admin(app: &TestApp) -> String {
     let email = Email::parse("admin@example.com").expect("email");
     let hash = app
         .services
@@ -47,6 +47,11 @@ async fn admin(app: &TestApp) -> String {
         })
         .await
         .expect("admin");
+    app.login("admin@example.com", PASSWORD).await
+}
+
+/// A fresh token of the admin made by [`admin`].
+pub(crate) async fn admin_token_of(app: &TestApp) -> String {
     app.login("admin@example.com", PASSWORD).await
 }
 
@@ -516,4 +521,84 @@ async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
         .expect(200)
         .body;
     assert_eq!(seen["status"], "ready", "{seen}");
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_taken_over_and_finished() {
+    let app = spawn_app_with(Backend::Real, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("d.mp4", "320x240", 1, false, &[])).expect("clip");
+    let (status, video) =
+        post_form(&app, &token, &[("title", "Orphan")], Some(("d.mp4", bytes))).await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+
+    // A worker takes the job (the entry is now pending on it, the row processing) and dies.
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stream = format!(
+        "{}:jobs:transcode",
+        app.settings.redis_prefix.trim_end_matches(':')
+    );
+    let created: Result<String, _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await;
+    drop(created);
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("dead-worker")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .expect("taken");
+    let claimed = app.services.store.claim_transcode(id).await.expect("claim");
+    assert!(claimed.is_some());
+
+    // Another worker comes: after the visibility timeout it takes the job over and finishes.
+    let worker = spawn_peer(
+        &app,
+        vec![
+            ("--worker".to_owned(), String::new()),
+            ("--job-visibility-timeout".to_owned(), "5".to_owned()),
+            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
+        ],
+    )
+    .await;
+    let events = sse_until_final(&worker, &token, id).await;
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+    // Nothing stays behind in the queue: the dead worker's entry was reclaimed and acknowledged.
+    let drained = async {
+        loop {
+            let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg("workers")
+                .query_async(&mut conn)
+                .await
+                .expect("xpending");
+            if pending.0 == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), drained)
+        .await
+        .expect("the orphaned entry is reclaimed");
 }

@@ -1,0 +1,3 @@
+//! Client-side commands of the `videoflix` binary (they talk to a server, not to its backends).
+
+pub mod upload;

@@ -45,6 +45,15 @@ enum Command {
     },
     /// Upload a video to a server over gRPC and follow its transcode (superusers).
     Upload(videoflix::cli::upload::UploadArgs),
+    /// Download a rendition over gRPC StreamVideo (prints the throughput).
+    Download(videoflix::cli::download::DownloadArgs),
+    /// Print a signed URL of a stored media file (path relative to MEDIA_DIR).
+    MediaUrl {
+        /// e.g. videos/7/<generation>/360p.mp4
+        path: String,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
     /// Transcode a file into a folder here, as a worker would (no server; for trying settings
     /// and for benchmarks).
     Transcode {
@@ -143,6 +152,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Upload(args) => videoflix::cli::upload::run(args).await,
+        Command::Download(args) => videoflix::cli::download::run(args).await,
+        Command::MediaUrl { path, settings } => {
+            let signer = videoflix::security::MediaSigner::new(settings.signing_secret());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let signed = signer
+                .sign(&path, videoflix::security::MediaSigner::expiry(now))
+                .context("not a servable media path (videos/<id>/<folder>/…)")?;
+            println!("{}", settings.public_url.join(&format!("media/{signed}"))?);
+            Ok(())
+        }
         Command::Transcode {
             input,
             output,

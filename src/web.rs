@@ -128,7 +128,10 @@ async fn media_file(
         }
     };
     // `verify` accepted only plain segments under videos/: no way out of the media folder.
-    let file = tower_http::services::ServeFile::new(media.dir.join(path));
+    // 1 MiB reads: a quarter fewer syscalls and frames than 256 KiB on large files, and a
+    // tenth of the default 64 KiB's (bench/media.sh).
+    let file =
+        tower_http::services::ServeFile::new(media.dir.join(path)).with_buf_chunk_size(1 << 20);
     match file.oneshot(request).await {
         Ok(mut response) => {
             if response.status().is_success() {

@@ -56,9 +56,22 @@ pub fn rest(grpc: GrpcService) -> RestService {
             grpc,
             renders: conditional::Renders::new(),
         });
+    // Video uploads stream through without axum's body limit (the service enforces
+    // UPLOAD_MAX_BYTES as the bytes arrive); every other body keeps the default limit.
+    let uploads = router
+        .clone()
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let steer = tower::service_fn(move |request: Request<Body>| {
+        let target = if routes::is_upload(&request) {
+            uploads.clone()
+        } else {
+            router.clone()
+        };
+        tower::ServiceExt::oneshot(target, request)
+    });
     ServiceBuilder::new()
         .map_request(normalize_path as fn(Request<Body>) -> Request<Body>)
-        .service(router)
+        .service(Router::new().fallback_service(steer))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

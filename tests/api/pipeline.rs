@@ -132,8 +132,16 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     let app = spawn_app_with(Backend::Embedded, options(&[])).await;
     let token = admin(&app).await;
     let clips = Clips::new();
-    let clip = clips.clip("clip.mp4", "640x360", 3, false, &[]);
+    // Above axum's default 2 MB body limit: uploads must stream past it.
+    let clip = clips.clip(
+        "clip.mp4",
+        "640x360",
+        3,
+        false,
+        &["-vf", "noise=alls=12:allf=t", "-qp", "24"],
+    );
     let bytes = std::fs::read(&clip).expect("clip");
+    assert!(bytes.len() > 3 << 20, "{} bytes", bytes.len());
 
     // A shell-hostile file name is metadata only.
     let (status, video) = post_form(

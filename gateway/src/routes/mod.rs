@@ -177,6 +177,17 @@ pub(crate) fn router() -> OpenApiRouter<Gateway> {
         .routes(routes!(videos::video_status))
 }
 
+/// Whether `request` is a multipart video upload (`POST /api/videos/`, normalised path).
+pub(crate) fn is_upload(request: &axum::http::Request<axum::body::Body>) -> bool {
+    request.method() == axum::http::Method::POST
+        && request.uri().path() == "/api/videos/"
+        && request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("multipart/form-data"))
+}
+
 /// JSON 404 for unknown paths.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.")

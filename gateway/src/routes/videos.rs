@@ -469,6 +469,9 @@ fn is_multipart(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("multipart/form-data"))
 }
 
+/// Longest metadata field of an upload form, in bytes.
+const MAX_FORM_FIELD: usize = 64 * 1024;
+
 /// What a multipart create held.
 enum Uploaded {
     /// A `video_file` part, uploaded (streamed) through UploadVideo.
@@ -494,7 +497,20 @@ async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiRes
         if name == "video_file" || field.file_name().is_some() {
             break field;
         }
-        let text = field.text().await.map_err(|e| bad(&name, &e.body_text()))?;
+        // No body limit applies here (uploads are large): metadata fields are read bounded.
+        let mut field = field;
+        let mut text = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| bad(&name, &e.body_text()))?
+        {
+            if text.len() + chunk.len() > MAX_FORM_FIELD {
+                return Err(bad(&name, "This field is too long."));
+            }
+            text.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(text).map_err(|_| bad(&name, "Must be UTF-8 text."))?;
         if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
             map.insert(name, Value::String(text));
         }

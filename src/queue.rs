@@ -173,20 +173,31 @@ impl RedisQueue {
         let mut conn = self.redis.dedicated().await?;
         self.ensure_group(&mut conn).await?;
         loop {
-            // First, entries whose worker went quiet for longer than the visibility timeout.
-            let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(&self.stream)
-                .arg(&self.group)
-                .arg(consumer)
-                .arg(u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX))
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if let Some(delivery) = claimed.claimed.first().and_then(delivery_of) {
-                return Ok(delivery);
+            // First, entries whose worker went quiet for longer than the visibility timeout,
+            // paging through the whole pending list (Redis scans a bounded slice per call).
+            let mut cursor = "0-0".to_owned();
+            loop {
+                let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                    .arg(&self.stream)
+                    .arg(&self.group)
+                    .arg(consumer)
+                    .arg(u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX))
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                for entry in &claimed.claimed {
+                    match delivery_of(entry) {
+                        Some(delivery) => return Ok(delivery),
+                        None => self.drop_entry(&entry.id).await?,
+                    }
+                }
+                if claimed.next_stream_id == "0-0" || claimed.next_stream_id.is_empty() {
+                    break;
+                }
+                cursor = claimed.next_stream_id;
             }
             // Then new entries, waiting up to five seconds (then look for stale ones again).
             let options = StreamReadOptions::default()
@@ -205,16 +216,25 @@ impl RedisQueue {
             }
             if let Some(bad) = found {
                 // Not one of ours (no video id): drop it rather than loop on it forever.
-                let mut pooled = self.redis.conn().await?;
-                let _: i64 = redis::cmd("XACK")
-                    .arg(&self.stream)
-                    .arg(&self.group)
-                    .arg(&bad.id)
-                    .query_async(&mut *pooled)
-                    .await
-                    .map_err(unavailable)?;
+                self.drop_entry(&bad.id).await?;
             }
         }
+    }
+
+    async fn drop_entry(&self, id: &str) -> AppResult<()> {
+        let mut conn = self.redis.conn().await?;
+        let _: (i64, i64) = redis::pipe()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(id)
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(id)
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

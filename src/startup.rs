@@ -116,6 +116,12 @@ impl Services {
                 upload_limit: settings.upload_max_bytes,
                 max_attempts: settings.transcode_max_attempts,
                 retry_delay: Duration::from_secs(settings.transcode_retry_delay),
+                // A live job refreshes its claim every 2 s; half the visibility timeout (at least
+                // 4 s) tells a dead one, and is always reached before its queue entry is
+                // reclaimed.
+                stale_after: Duration::from_secs(
+                    (settings.job_visibility_timeout.max(5) / 2).max(4),
+                ),
                 transcode: TranscodeOptions {
                     segment_seconds: settings.hls_segment_seconds,
                     preset: settings.transcode_preset.clone(),
@@ -255,6 +261,7 @@ pub async fn start_workers(
     pipeline: &crate::service::Pipeline,
     concurrency: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    pipeline.clean_incoming().await;
     if let Err(e) = pipeline.sweep().await {
         tracing::warn!(error = %e, "start-up sweep failed; unfinished videos wait for the next");
     }

@@ -704,11 +704,14 @@ impl VideoService for VideoGrpc {
         let id = positive_id(request.get_ref().video_id, "video_id").map_err(AppError::from)?;
         // Subscribe before reading the current state: no event falls in between.
         let mut events = self.pipeline.hub().subscribe();
-        let first = event_of(&self.catalog.get(&caller, id).await?);
+        let view = self.catalog.get(&caller, id).await?;
+        // A video made from metadata alone has no file and no job: nothing will follow.
+        let no_job = view.record.video_file.is_empty();
+        let first = event_of(&view);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let catalog = self.catalog.clone();
         tokio::spawn(async move {
-            let done = first.is_final();
+            let done = first.is_final() || no_job;
             if tx.send(Ok(event_pb(&first))).await.is_err() || done {
                 return;
             }

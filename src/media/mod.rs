@@ -31,6 +31,23 @@ pub enum MediaError {
     Io(#[from] std::io::Error),
 }
 
+/// Container formats an upload may be (FFmpeg demuxer names). Anything else — in particular
+/// playlists (HLS, DASH, concat) that would make FFmpeg fetch URLs or read other local files —
+/// is refused.
+const FORMATS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,ogg,\
+                       asf,m4v,h264,hevc,mxf,nut,dv,wtv";
+
+/// Opens a local media file for reading, with only the file protocol and container formats
+/// allowed.
+pub(crate) fn open(
+    path: &std::path::Path,
+) -> Result<ffmpeg_next::format::context::Input, ffmpeg_next::Error> {
+    let mut options = ffmpeg_next::Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    options.set("format_whitelist", FORMATS);
+    ffmpeg_next::format::input_with_dictionary(path, options)
+}
+
 /// Initialises FFmpeg once per process (quiet logging).
 pub(crate) fn init() {
     static INIT: Once = Once::new();

@@ -44,7 +44,7 @@ const PROBE_PACKETS: usize = 500;
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     super::init();
     let not_video = |why: &str| MediaError::NotAVideo(why.to_owned());
-    let mut input = format::input(path).map_err(|_| not_video("unknown or corrupt format"))?;
+    let mut input = super::open(path).map_err(|_| not_video("unknown or corrupt format"))?;
     let (index, decoder_params, time_base, fps, rotation, stream_duration) = {
         let stream = input
             .streams()
@@ -60,7 +60,12 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
             stream.duration(),
         )
     };
-    let has_audio = input.streams().best(media::Type::Audio).is_some();
+    // Audio counts only if it can be decoded (else the video is kept, silent).
+    let has_audio = input.streams().best(media::Type::Audio).is_some_and(|s| {
+        codec::context::Context::from_parameters(s.parameters())
+            .and_then(|c| c.decoder().audio())
+            .is_ok()
+    });
     let mut decoder = codec::context::Context::from_parameters(decoder_params)
         .and_then(|c| c.decoder().video())
         .map_err(|_| not_video("no decoder for the video stream"))?;

@@ -105,6 +105,8 @@ struct VideoOut {
 
 struct AudioPath {
     index: usize,
+    /// Time base of the stream: decoded frames carry timestamps in it.
+    time_base: Rational,
     decoder: codec::decoder::Audio,
     encoder: encoder::Audio,
     graph: Option<filter::Graph>,
@@ -127,7 +129,7 @@ pub fn transcode(
         .last()
         .cloned()
         .ok_or_else(|| MediaError::NotAVideo("no usable size".to_owned()))?;
-    let mut ictx = format::input(input).map_err(|e| MediaError::NotAVideo(e.to_string()))?;
+    let mut ictx = super::open(input).map_err(|e| MediaError::NotAVideo(e.to_string()))?;
     let (video_index, video_tb, start_seconds, video_params) = {
         let stream = ictx
             .streams()
@@ -156,18 +158,23 @@ pub fn transcode(
     };
 
     // Audio: decoded and encoded once.
+    // An audio track FFmpeg cannot decode is left out: the video still plays, silent.
     let mut audio = match ictx.streams().best(media::Type::Audio) {
-        Some(stream) => {
-            let decoder = codec::context::Context::from_parameters(stream.parameters())?
-                .decoder()
-                .audio()?;
-            Some(AudioPath {
+        Some(stream) => match codec::context::Context::from_parameters(stream.parameters())
+            .and_then(|c| c.decoder().audio())
+        {
+            Ok(decoder) => Some(AudioPath {
                 index: stream.index(),
+                time_base: stream.time_base(),
                 decoder,
                 encoder: open_aac(options.audio_kbps)?,
                 graph: None,
-            })
-        }
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable audio track left out");
+                None
+            }
+        },
         None => None,
     };
 
@@ -253,6 +260,8 @@ pub fn transcode(
     };
     let mut decoded = frame::Video::empty();
     let mut last_percent = -1.0;
+    // Where the video track ends (the container's duration may include audio beyond it).
+    let mut video_end: f64 = 0.0;
     progress(Progress {
         percent: 0.0,
         step: "transcoding",
@@ -287,6 +296,7 @@ pub fn transcode(
                 pull_video(graph, &mut outs, &mut state)?;
                 if let Some(pts) = pts {
                     let seconds = pts as f64 * f64::from(video_tb) - start_seconds;
+                    video_end = video_end.max(seconds + 1.0 / fps);
                     let percent = (seconds / probe.duration * 100.0).clamp(0.0, 99.0);
                     if percent - last_percent >= 1.0 {
                         last_percent = percent;
@@ -364,10 +374,15 @@ pub fn transcode(
     let sprites = state.sprites;
     // The fps filter lets one frame through per interval from the start; the last sheet is
     // partly filled.
-    let tiles = ((probe.duration / interval).ceil() as u32)
+    let video_duration = if video_end > 0.0 {
+        video_end.min(probe.duration.max(video_end))
+    } else {
+        probe.duration
+    };
+    let tiles = (((video_duration - 0.001) / interval).ceil() as u32)
         .max(1)
         .min(u32::try_from(sprites.len()).unwrap_or(0) * layout.per_sheet());
-    let vtt_text = vtt(&layout, tiles, probe.duration, |n| {
+    let vtt_text = vtt(&layout, tiles, video_duration, |n| {
         sprites
             .get(n as usize)
             .and_then(|p| p.rsplit('/').next())
@@ -537,11 +552,7 @@ fn audio_frames(audio: &mut AudioPath, outs: &mut [VideoOut]) -> Result<(), Medi
         let pts = decoded.timestamp();
         decoded.set_pts(pts);
         if audio.graph.is_none() {
-            audio.graph = Some(audio_graph(
-                &decoded,
-                audio.decoder.time_base(),
-                &audio.encoder,
-            )?);
+            audio.graph = Some(audio_graph(&decoded, audio.time_base, &audio.encoder)?);
         }
         if let Some(mut source) = audio.graph.as_mut().and_then(|g| g.get("in")) {
             source.source().add(&decoded)?;
@@ -598,12 +609,12 @@ fn write_to(
 
 fn audio_graph(
     first: &frame::Audio,
-    decoder_time_base: Rational,
+    stream_time_base: Rational,
     encoder: &encoder::Audio,
 ) -> Result<filter::Graph, MediaError> {
     let mut graph = filter::Graph::new();
-    let time_base = if decoder_time_base.numerator() > 0 && decoder_time_base.denominator() > 0 {
-        decoder_time_base
+    let time_base = if stream_time_base.numerator() > 0 && stream_time_base.denominator() > 0 {
+        stream_time_base
     } else {
         Rational(1, i32::try_from(first.rate()).unwrap_or(48_000))
     };

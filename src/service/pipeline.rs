@@ -28,8 +28,11 @@ use crate::{
     error::{AppError, AppResult},
     media::{self, MediaError, Outputs, TranscodeOptions},
     queue::{Delivery, JobQueue},
-    store::{MediaPaths, Store},
+    store::{Claim, MediaPaths, Store},
 };
+
+/// How often workers look for unfinished videos nobody is working on.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
 /// Settings of the pipeline.
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ pub struct PipelineConfig {
     pub max_attempts: u32,
     /// Delay before the first retry (doubles each time).
     pub retry_delay: Duration,
+    /// A processing video whose job showed no sign of life for this long is taken over.
+    pub stale_after: Duration,
     /// Encoder settings.
     pub transcode: TranscodeOptions,
 }
@@ -150,9 +155,24 @@ impl Pipeline {
         catalog: &Catalog,
         caller: &Caller,
         meta: VideoMeta,
-        mut incoming: Incoming,
+        incoming: Incoming,
     ) -> AppResult<VideoView> {
         catalog.require_admin(caller)?;
+        // From here on the steps belong together (row, file, job): a client that goes away
+        // must not cancel them half-way, so they run on their own task.
+        let (pipeline, catalog, caller) = (self.clone(), catalog.clone(), caller.clone());
+        tokio::spawn(async move { pipeline.admit(&catalog, &caller, meta, incoming).await })
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+    }
+
+    async fn admit(
+        &self,
+        catalog: &Catalog,
+        caller: &Caller,
+        meta: VideoMeta,
+        mut incoming: Incoming,
+    ) -> AppResult<VideoView> {
         if incoming.size == 0 {
             return Err(AppError::field(
                 "video_file",
@@ -187,9 +207,20 @@ impl Pipeline {
             tokio::fs::rename(&incoming.path, &target).await
         }
         .await;
-        moved.map_err(internal)?;
+        if let Err(e) = moved {
+            // No video without its file.
+            let _ = self.store.delete_video(id).await;
+            self.cache.invalidate(CATALOG).await;
+            return Err(internal(e));
+        }
         incoming.keep = true;
-        self.store.set_video_source(id, &relative).await?;
+        if let Err(e) = self.store.set_video_source(id, &relative).await {
+            let _ = self.store.delete_video(id).await;
+            let _ =
+                tokio::fs::remove_dir_all(self.config.media_dir.join(format!("videos/{id}"))).await;
+            self.cache.invalidate(CATALOG).await;
+            return Err(e);
+        }
         self.cache.invalidate(CATALOG).await;
         tracing::info!(
             video_id = id,
@@ -201,10 +232,13 @@ impl Pipeline {
         );
         // The answer shows the video as accepted (pending), before a worker can take it.
         let view = catalog.get(caller, id).await?;
-        self.queue.enqueue(id).await?;
         self.hub
             .publish(event(id, "pending", 0.0, "queued", ""))
             .await;
+        if let Err(e) = self.queue.enqueue(id).await {
+            // The row is pending: the next sweep queues it.
+            tracing::warn!(video_id = id, error = %e, "enqueue failed; the sweep will retry");
+        }
         Ok(view)
     }
 
@@ -220,15 +254,48 @@ impl Pipeline {
         Ok(ids.len())
     }
 
-    /// Starts `concurrency` workers taking jobs from the queue.
+    /// Starts `concurrency` workers taking jobs from the queue, and a sweep every few minutes
+    /// (a job lost on the way — a failed enqueue, a dead worker's in-process queue — is found).
     pub fn spawn_workers(&self, concurrency: usize) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..concurrency.max(1))
+        let mut tasks: Vec<_> = (0..concurrency.max(1))
             .map(|n| {
                 let pipeline = self.clone();
                 let consumer = format!("{}-{n}", uuid::Uuid::new_v4().simple());
                 tokio::spawn(async move { pipeline.work(consumer).await })
             })
-            .collect()
+            .collect();
+        let pipeline = self.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = pipeline.sweep().await {
+                    tracing::warn!(error = %e, "periodic sweep failed");
+                }
+            }
+        }));
+        tasks
+    }
+
+    /// Removes uploads a crash left half-written (older than a day: others may be arriving).
+    pub async fn clean_incoming(&self) {
+        let dir = self.config.media_dir.join("incoming");
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(86_400));
+            if old {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
     }
 
     async fn work(self, consumer: String) {
@@ -244,8 +311,12 @@ impl Pipeline {
                             }
                         }
                         Err(e) => {
-                            // The database or Redis failed: leave the job to be redelivered.
+                            // The database or Redis failed. Redis redelivers the entry after the
+                            // visibility timeout; the in-process queue needs it back.
                             tracing::error!(video_id = id, error = %e, "job interrupted");
+                            if matches!(self.queue, JobQueue::Memory(_)) {
+                                self.enqueue_later(id, self.config.retry_delay);
+                            }
                             tokio::time::sleep(Duration::from_secs(2)).await;
                         }
                     }
@@ -261,15 +332,28 @@ impl Pipeline {
     /// Runs one job to an outcome recorded in the database.
     async fn run(&self, delivery: &Delivery, consumer: &str) -> AppResult<()> {
         let id = delivery.video_id;
-        let Some(claim) = self.store.claim_transcode(id).await? else {
-            tracing::info!(video_id = id, "nothing to do (finished or deleted)");
-            return Ok(());
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let stale_before = crate::store::Timestamp::from_micros(
+            crate::store::Timestamp::now().micros()
+                - i64::try_from(self.config.stale_after.as_micros()).unwrap_or(i64::MAX),
+        );
+        let claim = match self.store.claim_transcode(id, &token, stale_before).await? {
+            Claim::Started(claim) => claim,
+            Claim::Busy => {
+                // A live job has it; if that job dies, a later sweep finds it stale.
+                tracing::info!(video_id = id, "another worker is transcoding it");
+                return Ok(());
+            }
+            Claim::Done => {
+                tracing::info!(video_id = id, "nothing to do (finished or deleted)");
+                return Ok(());
+            }
         };
         self.cache.invalidate(CATALOG).await;
         let attempts = u32::try_from(claim.transcode_attempts).unwrap_or(u32::MAX);
         if attempts > self.config.max_attempts {
             let reason = format!("Transcoding failed {} times.", self.config.max_attempts);
-            return self.fail(id, &reason).await;
+            return self.fail(id, &token, &reason).await;
         }
         self.hub
             .publish(event(id, "processing", 0.0, "probing", ""))
@@ -297,11 +381,13 @@ impl Pipeline {
         };
         let guard = {
             let (store, queue, stop) = (self.store.clone(), self.queue.clone(), stop.clone());
-            let (delivery, consumer) = (delivery.clone(), consumer.to_owned());
+            let (delivery, consumer, token) =
+                (delivery.clone(), consumer.to_owned(), token.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    if matches!(store.video(id).await, Ok(None)) {
+                    // Deleted, or taken over after this process stalled: stop.
+                    if matches!(store.heartbeat_transcode(id, &token).await, Ok(false)) {
                         stop.store(true, Ordering::Relaxed);
                         return;
                     }
@@ -335,10 +421,11 @@ impl Pipeline {
                 let paths = media_paths(&format!("videos/{id}/{generation}"), &outputs);
                 if !self
                     .store
-                    .finish_transcode(id, &paths, outputs.duration)
+                    .finish_transcode(id, &token, &paths, outputs.duration)
                     .await?
                 {
-                    let _ = tokio::fs::remove_dir_all(&video_dir).await;
+                    // Deleted meanwhile, or another job holds it now: these outputs are unused.
+                    let _ = tokio::fs::remove_dir_all(&final_dir).await;
                     return Ok(());
                 }
                 remove_old_generations(&video_dir, &generation).await;
@@ -354,48 +441,68 @@ impl Pipeline {
                 Ok(())
             }
             Err(MediaError::Cancelled) => {
-                let _ = tokio::fs::remove_dir_all(&video_dir).await;
-                tracing::info!(video_id = id, "transcode stopped: the video was deleted");
+                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                tracing::info!(video_id = id, "transcode stopped: deleted or taken over");
                 Ok(())
             }
             Err(MediaError::NotAVideo(why)) => {
                 let _ = tokio::fs::remove_dir_all(&work_dir).await;
-                self.fail(id, &format!("The source is not a playable video: {why}."))
-                    .await
+                self.fail(
+                    id,
+                    &token,
+                    &format!("The source is not a playable video: {why}."),
+                )
+                .await
             }
             Err(e) => {
                 let _ = tokio::fs::remove_dir_all(&work_dir).await;
                 tracing::error!(video_id = id, attempt = attempts, error = %e, "transcode failed");
                 if attempts >= self.config.max_attempts {
-                    return self.fail(id, &format!("Transcoding failed: {e}.")).await;
+                    return self
+                        .fail(id, &token, &format!("Transcoding failed: {e}."))
+                        .await;
                 }
                 let reason = format!("Attempt {attempts} failed ({e}); retrying.");
-                self.store
-                    .set_transcode_status(id, "pending", &reason)
-                    .await?;
+                if !self
+                    .store
+                    .set_transcode_status(id, &token, "pending", &reason)
+                    .await?
+                {
+                    return Ok(());
+                }
                 self.cache.invalidate(CATALOG).await;
                 self.hub
                     .publish(event(id, "pending", 0.0, "retrying", &reason))
                     .await;
-                let delay = self.config.retry_delay * 2u32.saturating_pow(attempts - 1);
-                let queue = self.queue.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    // If this fails (or the process dies first), the start-up sweep finds the
-                    // video still pending.
-                    if let Err(e) = queue.enqueue(id).await {
-                        tracing::error!(video_id = id, error = %e, "re-enqueue failed");
-                    }
-                });
+                self.enqueue_later(
+                    id,
+                    self.config.retry_delay * 2u32.saturating_pow(attempts - 1),
+                );
                 Ok(())
             }
         }
     }
 
-    async fn fail(&self, id: i64, reason: &str) -> AppResult<()> {
-        self.store
-            .set_transcode_status(id, "failed", reason)
-            .await?;
+    /// Queues `id` again after `delay`. If that fails (or the process dies first), the sweep
+    /// finds the video still pending.
+    fn enqueue_later(&self, id: i64, delay: Duration) {
+        let queue = self.queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = queue.enqueue(id).await {
+                tracing::error!(video_id = id, error = %e, "re-enqueue failed");
+            }
+        });
+    }
+
+    async fn fail(&self, id: i64, token: &str, reason: &str) -> AppResult<()> {
+        if !self
+            .store
+            .set_transcode_status(id, token, "failed", reason)
+            .await?
+        {
+            return Ok(());
+        }
         self.cache.invalidate(CATALOG).await;
         self.hub
             .publish(event(id, "failed", 0.0, "failed", reason))
@@ -436,14 +543,16 @@ fn media_paths(dir: &str, outputs: &Outputs) -> MediaPaths {
     paths
 }
 
-/// Removes every folder of `video_dir` but the source and `keep`.
+/// Removes the older generations of `video_dir`: every folder but the source, `keep` and the
+/// working folders of jobs (`.tmp-…`, possibly running).
 async fn remove_old_generations(video_dir: &Path, keep: &str) {
     let Ok(mut entries) = tokio::fs::read_dir(video_dir).await else {
         return;
     };
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name();
-        if name != "source" && name != keep && entry.path().is_dir() {
+        let working = name.to_string_lossy().starts_with(".tmp-");
+        if name != "source" && name != keep && !working && entry.path().is_dir() {
             let _ = tokio::fs::remove_dir_all(entry.path()).await;
         }
     }

@@ -45,7 +45,8 @@ mod timestamp;
 mod videos;
 
 pub use videos::{
-    MediaPaths, TranscodeClaim, UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord,
+    Claim, MediaPaths, TranscodeClaim, UserStateRows, VideoFilter, VideoPage, VideoQuery,
+    VideoRecord,
 };
 
 /// A stored account.

@@ -606,6 +606,17 @@ pub struct MediaPaths {
     pub hls: String,
 }
 
+/// What a claim of a transcode found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The job holds the video now.
+    Started(TranscodeClaim),
+    /// A live job holds it.
+    Busy,
+    /// Nothing to do: finished, failed, deleted or without a source.
+    Done,
+}
+
 /// A transcode that may start: where the source is and how often it was tried.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TranscodeClaim {
@@ -631,28 +642,72 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a pending (or interrupted) video as processing and counts the attempt; None if
-    /// the video is gone, finished or has no source (the job has nothing to do).
-    pub async fn claim_transcode(&self, id: i64) -> AppResult<Option<TranscodeClaim>> {
+    /// Gives a transcode of video `id` to the job `token`: a pending video, or a processing one
+    /// whose job has not shown it is alive since `stale_before` (its worker died). The attempt
+    /// is counted.
+    pub async fn claim_transcode(
+        &self,
+        id: i64,
+        token: &str,
+        stale_before: Timestamp,
+    ) -> AppResult<Claim> {
         let now = Timestamp::now();
-        Ok(on_pool!(self, pool => {
+        let claimed = on_pool!(self, pool => {
             sqlx::query_as::<_, TranscodeClaim>(
                 "UPDATE videos SET status = 'processing', status_reason = '', \
-                 transcode_attempts = transcode_attempts + 1, updated_at = $1 \
-                 WHERE id = $2 AND status IN ('pending', 'processing') AND video_file <> '' \
+                 transcode_attempts = transcode_attempts + 1, claim_token = $1, claimed_at = $2, \
+                 updated_at = $2 \
+                 WHERE id = $3 AND video_file <> '' AND (status = 'pending' OR \
+                 (status = 'processing' AND (claimed_at IS NULL OR claimed_at < $4))) \
                  RETURNING video_file, transcode_attempts",
+            )
+            .bind(token)
+            .bind(now)
+            .bind(id)
+            .bind(stale_before)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some(claim) = claimed {
+            return Ok(Claim::Started(claim));
+        }
+        let status: Option<(String,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT status FROM videos WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(match status {
+            Some((status,)) if status == "processing" => Claim::Busy,
+            _ => Claim::Done,
+        })
+    }
+
+    /// Shows the job `token` is alive; false when it no longer holds the video (deleted, or
+    /// taken over after it went quiet).
+    pub async fn heartbeat_transcode(&self, id: i64, token: &str) -> AppResult<bool> {
+        let now = Timestamp::now();
+        let changed = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET claimed_at = $1 \
+                 WHERE id = $2 AND claim_token = $3 AND status = 'processing'",
             )
             .bind(now)
             .bind(id)
-            .fetch_optional(pool)
+            .bind(token)
+            .execute(pool)
             .await?
-        }))
+            .rows_affected()
+        });
+        Ok(changed > 0)
     }
 
-    /// Records a finished transcode; false if the video was deleted meanwhile.
+    /// Records a finished transcode of the job `token`; false if the video was deleted or
+    /// another job holds it now (then these outputs are not used).
     pub async fn finish_transcode(
         &self,
         id: i64,
+        token: &str,
         media: &MediaPaths,
         duration: f64,
     ) -> AppResult<bool> {
@@ -661,7 +716,8 @@ impl Store {
             sqlx::query(
                 "UPDATE videos SET status = 'ready', status_reason = '', poster = $1, \
                  vtt_file = $2, hd360 = $3, hd480 = $4, hd720 = $5, hd1080 = $6, hls = $7, \
-                 duration = $8, updated_at = $9 WHERE id = $10",
+                 duration = $8, updated_at = $9, claim_token = '' \
+                 WHERE id = $10 AND claim_token = $11 AND status = 'processing'",
             )
             .bind(&media.poster)
             .bind(&media.vtt_file)
@@ -673,6 +729,7 @@ impl Store {
             .bind(duration)
             .bind(now)
             .bind(id)
+            .bind(token)
             .execute(pool)
             .await?
             .rows_affected()
@@ -680,22 +737,31 @@ impl Store {
         Ok(result > 0)
     }
 
-    /// Sets a video's status (`pending` to retry, `failed` for good) with a reason.
-    pub async fn set_transcode_status(&self, id: i64, status: &str, reason: &str) -> AppResult<()> {
+    /// Ends the job `token`'s hold with `status` (`pending` to retry, `failed` for good) and a
+    /// reason; false if it no longer held the video.
+    pub async fn set_transcode_status(
+        &self,
+        id: i64,
+        token: &str,
+        status: &str,
+        reason: &str,
+    ) -> AppResult<bool> {
         let now = Timestamp::now();
-        on_pool!(self, pool => {
+        let changed = on_pool!(self, pool => {
             sqlx::query(
-                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4",
+                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3, \
+                 claim_token = '' WHERE id = $4 AND claim_token = $5 AND status = 'processing'",
             )
             .bind(status)
             .bind(reason)
             .bind(now)
             .bind(id)
+            .bind(token)
             .execute(pool)
             .await?
             .rows_affected()
         });
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// Videos whose transcode has not finished (for the start-up sweep).

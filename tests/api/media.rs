@@ -237,6 +237,12 @@ fn small_silent_portrait_and_four_by_three_sources() {
     let (out, outputs, _) = transcoded(&portrait);
     check_outputs(out.path(), &outputs, &[(360, 640)], true, 2.0);
 
+    // Matroska counts time in milliseconds: the audio must keep its timing.
+    let matroska = clips.clip("mk.mkv", "640x360", 2, false, &[]);
+    let (out, outputs, probe) = transcoded(&matroska);
+    assert!(probe.has_audio);
+    check_outputs(out.path(), &outputs, &[(640, 360)], true, 2.0);
+
     let four_three = clips.clip("43.mp4", "640x480", 2, false, &[]);
     let (out, outputs, _) = transcoded(&four_three);
     check_outputs(out.path(), &outputs, &[(480, 360), (640, 480)], true, 2.0);
@@ -283,7 +289,25 @@ fn files_that_are_not_videos_are_refused_by_the_probe() {
         ],
         &image,
     );
-    for path in [&empty, &text, &truncated, &noise, &audio_only, &image] {
+    // A playlist naming another (real) video: FFmpeg must not follow it.
+    let playlist = clips.path("playlist.mp4");
+    std::fs::write(
+        &playlist,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{}\n#EXT-X-ENDLIST\n",
+            good.display()
+        ),
+    )
+    .expect("write");
+    for path in [
+        &empty,
+        &text,
+        &truncated,
+        &noise,
+        &audio_only,
+        &image,
+        &playlist,
+    ] {
         match media::probe(path) {
             Err(MediaError::NotAVideo(_)) => {}
             other => panic!("{} probed as {other:?}", path.display()),

@@ -368,6 +368,20 @@ async fn bad_uploads_are_refused_clearly_and_leave_nothing_behind() {
     }
     let (got, _) = post_form(&app, &guest, &title, Some(("s.mp4", small.clone()))).await;
     assert_eq!(got, 403);
+    // Refused before the body is read: a forged token, and none at all.
+    let (got, _) = post_form(&app, "forged", &title, Some(("s.mp4", small.clone()))).await;
+    assert_eq!(got, 401);
+    let anonymous = app
+        .http
+        .post(format!("{}/api/videos/", app.base))
+        .multipart(multipart::Form::new().text("title", "x").part(
+            "video_file",
+            multipart::Part::bytes(small.clone()).file_name("s.mp4"),
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), 401);
     // Nothing was kept: no partial uploads, no catalog entries.
     let incoming = app.settings.media_dir.join("incoming");
     let left: Vec<_> = std::fs::read_dir(&incoming)
@@ -561,6 +575,13 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
         .query_async(&mut conn)
         .await;
     drop(created);
+    let claimed = app
+        .services
+        .store
+        .claim_transcode(id, "dead-job", videoflix::store::Timestamp::now())
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, videoflix::store::Claim::Started(_)));
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("workers")
@@ -573,8 +594,6 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
         .query_async(&mut conn)
         .await
         .expect("taken");
-    let claimed = app.services.store.claim_transcode(id).await.expect("claim");
-    assert!(claimed.is_some());
 
     // Another worker comes: after the visibility timeout it takes the job over and finishes.
     let worker = spawn_peer(
@@ -609,4 +628,51 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
     tokio::time::timeout(Duration::from_secs(30), drained)
         .await
         .expect("the orphaned entry is reclaimed");
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_be_transcoded_ends_failed_with_its_reason() {
+    // PostgreSQL + Redis, no worker in the serving process: the upload waits in the queue.
+    let app = spawn_app_with(Backend::Real, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("f.mp4", "320x240", 1, false, &[])).expect("clip");
+    let (status, video) =
+        post_form(&app, &token, &[("title", "Broken")], Some(("f.mp4", bytes))).await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+    // The stored source goes bad before a worker gets to it (a disk error, say).
+    let source = app.settings.media_dir.join(format!("videos/{id}/source"));
+    std::fs::write(&source, b"no longer a video").expect("overwrite");
+
+    let worker = spawn_peer(
+        &app,
+        vec![
+            ("--worker".to_owned(), String::new()),
+            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
+        ],
+    )
+    .await;
+    let events = sse_until_final(&worker, &token, id).await;
+    let last = events.last().expect("events");
+    assert_eq!(last["status"], "failed", "{events:?}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a playable video")),
+        "{last}"
+    );
+    let seen = app
+        .get_auth(&format!("/api/videos/{id}/"), &token)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(seen["status"], "failed");
+    assert!(
+        seen["status_reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{seen}"
+    );
+    assert_eq!(seen["video_file_hd360"], "");
 }

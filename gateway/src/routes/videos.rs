@@ -471,6 +471,9 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 
 /// Longest metadata field of an upload form, in bytes.
 const MAX_FORM_FIELD: usize = 64 * 1024;
+/// Most metadata of an upload form, in bytes and in fields.
+const MAX_FORM_TOTAL: usize = 256 * 1024;
+const MAX_FORM_FIELDS: usize = 32;
 
 /// What a multipart create held.
 enum Uploaded {
@@ -480,61 +483,68 @@ enum Uploaded {
     NoFile(Map<String, Value>),
 }
 
-/// Reads metadata fields until the `video_file` part, then streams that part to UploadVideo
-/// chunk by chunk while the service writes it to disk: the file is never whole in memory.
-/// Fields after the file are not read (send the metadata first, as forms do).
+/// Streams a multipart create to UploadVideo: the call starts at once (so the service
+/// authenticates and checks permissions before any of the body is read), metadata fields are
+/// read (bounded) until the `video_file` part, then that part goes out chunk by chunk while the
+/// service writes it to disk: the file is never whole in memory. Fields after the file are not
+/// read (send the metadata first, as forms do).
 async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiResult<Uploaded> {
-    let mut map = Map::new();
-    let mut field = loop {
-        let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| bad("request", &e.body_text()))?
-        else {
-            return Ok(Uploaded::NoFile(map));
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "video_file" || field.file_name().is_some() {
-            break field;
-        }
-        // No body limit applies here (uploads are large): metadata fields are read bounded.
-        let mut field = field;
-        let mut text = Vec::new();
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| bad(&name, &e.body_text()))?
-        {
-            if text.len() + chunk.len() > MAX_FORM_FIELD {
-                return Err(bad(&name, "This field is too long."));
-            }
-            text.extend_from_slice(&chunk);
-        }
-        let text = String::from_utf8(text).map_err(|_| bad(&name, "Must be UTF-8 text."))?;
-        if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
-            map.insert(name, Value::String(text));
-        }
-    };
-    if map.is_empty() {
-        return Err(bad(
-            "video_file",
-            "Send the metadata fields (title, description, …) before video_file.",
-        ));
-    }
-    let header = pb::UploadHeader {
-        metadata: Some(metadata(&text_fields(&map)?)?),
-        file_name: field.file_name().unwrap_or_default().to_owned(),
-        size_bytes: 0,
-    };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let first = pb::UploadVideoRequest {
-        payload: Some(pb::upload_video_request::Payload::Header(header)),
-    };
     let mut client = gw.video();
     let call = client.upload_video(fwd.request(tokio_stream::wrappers::ReceiverStream::new(rx)));
     let feed = async move {
+        let mut map = Map::new();
+        let (mut fields, mut total) = (0usize, 0usize);
+        let mut field = loop {
+            let Some(mut field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| bad("request", &e.body_text()))?
+            else {
+                return Ok(Some(map));
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "video_file" || field.file_name().is_some() {
+                break field;
+            }
+            fields += 1;
+            if fields > MAX_FORM_FIELDS {
+                return Err(bad("request", "Too many form fields."));
+            }
+            // No body limit applies here (uploads are large): metadata is read bounded.
+            let mut text = Vec::new();
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| bad(&name, &e.body_text()))?
+            {
+                total += chunk.len();
+                if text.len() + chunk.len() > MAX_FORM_FIELD || total > MAX_FORM_TOTAL {
+                    return Err(bad(&name, "This field is too long."));
+                }
+                text.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8(text).map_err(|_| bad(&name, "Must be UTF-8 text."))?;
+            if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
+                map.insert(name, Value::String(text));
+            }
+        };
+        if map.is_empty() {
+            return Err(bad(
+                "video_file",
+                "Send the metadata fields (title, description, …) before video_file.",
+            ));
+        }
+        let header = pb::UploadHeader {
+            metadata: Some(metadata(&text_fields(&map)?)?),
+            file_name: field.file_name().unwrap_or_default().to_owned(),
+            size_bytes: 0,
+        };
+        let first = pb::UploadVideoRequest {
+            payload: Some(pb::upload_video_request::Payload::Header(header)),
+        };
         if tx.send(first).await.is_err() {
-            return Ok(());
+            return Ok(None);
         }
         while let Some(chunk) = field
             .chunk()
@@ -546,10 +556,10 @@ async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiRes
             };
             if tx.send(message).await.is_err() {
                 // The service answered already (an error); it is returned below.
-                return Ok(());
+                return Ok(None);
             }
         }
-        Ok::<(), ApiError>(())
+        Ok::<_, ApiError>(None)
     };
     tokio::pin!(call);
     tokio::pin!(feed);
@@ -557,10 +567,11 @@ async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiRes
     let response = loop {
         tokio::select! {
             response = &mut call => break response,
-            // A broken upload cancels the call: the service drops the partial file.
-            result = &mut feed, if !fed => {
-                result?;
-                fed = true;
+            // A broken upload cancels the call: the service drops the partial file. A form
+            // without a file is a create from metadata.
+            result = &mut feed, if !fed => match result? {
+                Some(fields) => return Ok(Uploaded::NoFile(fields)),
+                None => fed = true,
             }
         }
     };

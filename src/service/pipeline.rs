@@ -425,7 +425,7 @@ impl Pipeline {
                     .await?
                 {
                     // Deleted meanwhile, or another job holds it now: these outputs are unused.
-                    let _ = tokio::fs::remove_dir_all(&final_dir).await;
+                    self.discard(id, &video_dir, &final_dir).await;
                     return Ok(());
                 }
                 remove_old_generations(&video_dir, &generation).await;
@@ -441,12 +441,12 @@ impl Pipeline {
                 Ok(())
             }
             Err(MediaError::Cancelled) => {
-                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                self.discard(id, &video_dir, &work_dir).await;
                 tracing::info!(video_id = id, "transcode stopped: deleted or taken over");
                 Ok(())
             }
             Err(MediaError::NotAVideo(why)) => {
-                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                self.discard(id, &video_dir, &work_dir).await;
                 self.fail(
                     id,
                     &token,
@@ -455,7 +455,7 @@ impl Pipeline {
                 .await
             }
             Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&work_dir).await;
+                self.discard(id, &video_dir, &work_dir).await;
                 tracing::error!(video_id = id, attempt = attempts, error = %e, "transcode failed");
                 if attempts >= self.config.max_attempts {
                     return self
@@ -480,6 +480,16 @@ impl Pipeline {
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// Removes a job's own outputs; all of the video's files once it is deleted (a deletion
+    /// racing a running job may leave what the job was still writing).
+    async fn discard(&self, id: i64, video_dir: &Path, own: &Path) {
+        if matches!(self.store.video(id).await, Ok(None)) {
+            let _ = tokio::fs::remove_dir_all(video_dir).await;
+        } else {
+            let _ = tokio::fs::remove_dir_all(own).await;
         }
     }
 

@@ -217,6 +217,16 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     );
     assert_eq!(part.headers()["access-control-allow-origin"], "*");
     assert_eq!(part.bytes().await.expect("part"), whole.slice(100..300));
+    let modified = app.http.get(&mp4).send().await.expect("mp4");
+    let last_modified = modified.headers()["last-modified"].clone();
+    let not_modified = app
+        .http
+        .get(&mp4)
+        .header("if-modified-since", last_modified)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(not_modified.status(), 304);
     let head = app.http.head(&mp4).send().await.expect("head");
     assert_eq!(head.status(), 200);
     assert_eq!(
@@ -653,7 +663,9 @@ async fn a_source_that_cannot_be_transcoded_ends_failed_with_its_reason() {
         ],
     )
     .await;
-    let events = sse_until_final(&worker, &token, id).await;
+    // Watched on the serving process, transcoded on the worker: events cross over Redis.
+    let events = sse_until_final(&app, &token, id).await;
+    drop(worker);
     let last = events.last().expect("events");
     assert_eq!(last["status"], "failed", "{events:?}");
     assert!(
@@ -675,4 +687,64 @@ async fn a_source_that_cannot_be_transcoded_ends_failed_with_its_reason() {
         "{seen}"
     );
     assert_eq!(seen["video_file_hd360"], "");
+}
+
+#[tokio::test]
+async fn deleting_a_video_stops_its_transcode_and_the_worker_goes_on() {
+    let app = spawn_app_with(Backend::Embedded, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let long = std::fs::read(clips.clip("long.mp4", "1280x720", 12, false, &[])).expect("clip");
+    let (status, video) =
+        post_form(&app, &token, &[("title", "Long")], Some(("l.mp4", long))).await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+
+    // Wait until it is being transcoded, then delete it.
+    let started = async {
+        loop {
+            let seen = app
+                .get_auth(&format!("/api/videos/{id}/"), &token)
+                .await
+                .expect(200)
+                .body;
+            if seen["status"] == "processing" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), started)
+        .await
+        .expect("processing starts");
+    app.call(
+        Method::DELETE,
+        &format!("/api/videos/{id}/"),
+        None,
+        Some(&token),
+    )
+    .await
+    .expect(204);
+
+    // The worker stops (its heartbeat finds the video gone) and takes the next job.
+    let small = std::fs::read(clips.clip("next.mp4", "320x240", 1, false, &[])).expect("clip");
+    let (status, next) =
+        post_form(&app, &token, &[("title", "Next")], Some(("n.mp4", small))).await;
+    assert_eq!(status, 201, "{next}");
+    let next_id = next["id"].as_i64().expect("id");
+    let events = sse_until_final(&app, &token, next_id).await;
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+    // Nothing of the deleted video is left.
+    let folder = app.settings.media_dir.join(format!("videos/{id}"));
+    let gone = async {
+        while folder.exists() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .unwrap_or_else(|_| panic!("{} remains", folder.display()));
 }

@@ -139,6 +139,20 @@ async fn media_file(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("private, max-age=3600"),
                 );
+                // The registered types of HLS (RFC 8216) and fMP4 segments; the extension
+                // table knows them by older names or not at all.
+                let streaming = if path.ends_with(".m3u8") {
+                    Some("application/vnd.apple.mpegurl")
+                } else if path.ends_with(".m4s") {
+                    Some("video/iso.segment")
+                } else {
+                    None
+                };
+                if let Some(kind) = streaming {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+                }
             }
             if response.status() == StatusCode::NOT_FOUND {
                 return (

@@ -238,6 +238,10 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     let master_url = local(&app, video["hls"].as_str().expect("hls"));
     let master = app.http.get(&master_url).send().await.expect("master");
     assert_eq!(master.status(), 200);
+    assert_eq!(
+        master.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
     let master = master.text().await.expect("text");
     let media = master
         .lines()

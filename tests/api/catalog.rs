@@ -11,7 +11,7 @@ use crate::helpers::{
 };
 
 /// Creates an active superuser directly in the store and logs in.
-async fn admin_token(app: &TestApp) -> String {
+pub(crate) async fn admin_token(app: &TestApp) -> String {
     let email = Email::parse("admin@example.com").expect("email");
     let hash = app
         .services

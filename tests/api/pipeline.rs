@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode, multipart};
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
-use videoflix::{domain::Email, grpc::pb, store::NewUser};
+use videoflix::grpc::pb;
 
 use crate::{
     helpers::{AppOptions, Backend, PASSWORD, TestApp, authed, spawn_app_with, spawn_peer},
@@ -28,31 +28,57 @@ fn options(extra: &[(&str, &str)]) -> AppOptions {
 }
 
 pub(crate) async fn admin(app: &TestApp) -> String {
-    let email = Email::parse("admin@example.com").expect("email");
-    let hash = app
-        .services
-        .accounts
-        .hasher()
-        .hash(PASSWORD)
-        .await
-        .expect("hash");
-    app.services
-        .store
-        .create_user(NewUser {
-            email: &email,
-            password_hash: &hash,
-            is_active: true,
-            is_superuser: true,
-            is_guest: false,
-        })
-        .await
-        .expect("admin");
-    app.login("admin@example.com", PASSWORD).await
+    crate::catalog::admin_token(app).await
 }
 
 /// A fresh token of the admin made by [`admin`].
 pub(crate) async fn admin_token_of(app: &TestApp) -> String {
     app.login("admin@example.com", PASSWORD).await
+}
+
+/// A Real deployment (PostgreSQL + Redis, no worker in the serving process) with one uploaded
+/// 1 s clip waiting in the queue: (app, admin token, video id, Redis connection, stream key).
+async fn queued_upload(
+    title: &str,
+) -> (
+    TestApp,
+    String,
+    i64,
+    redis::aio::MultiplexedConnection,
+    String,
+) {
+    let app = spawn_app_with(Backend::Real, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("q.mp4", "320x240", 1, false, &[])).expect("clip");
+    let (status, video) =
+        post_form(&app, &token, &[("title", title)], Some(("q.mp4", bytes))).await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stream = format!(
+        "{}:jobs:transcode",
+        app.settings.redis_prefix.trim_end_matches(':')
+    );
+    (app, token, id, conn, stream)
+}
+
+/// A worker process of `app`'s deployment, with `extra` flags.
+async fn worker_of(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
+    let mut args = vec![
+        ("--worker".to_owned(), String::new()),
+        ("--transcode-preset".to_owned(), "veryfast".to_owned()),
+    ];
+    args.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    spawn_peer(app, args).await
 }
 
 /// POSTs a multipart form: `fields` first, then the file part (if any).
@@ -511,25 +537,9 @@ async fn grpc_upload_status_stream_and_chunked_download() {
 #[tokio::test]
 async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
     // PostgreSQL + Redis, and no worker in the serving process.
-    let app = spawn_app_with(Backend::Real, options(&[])).await;
-    let token = admin(&app).await;
-    let clips = Clips::new();
-    let bytes = std::fs::read(clips.clip("r.mp4", "320x240", 1, false, &[])).expect("clip");
-    let (status, video) =
-        post_form(&app, &token, &[("title", "Queued")], Some(("r.mp4", bytes))).await;
-    assert_eq!(status, 201, "{video}");
-    let id = video["id"].as_i64().expect("id");
+    let (app, token, id, mut conn, stream) = queued_upload("Queued").await;
 
     // Redis loses the queue (as FLUSHALL would, for this deployment's keys).
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let stream = format!(
-        "{}:jobs:transcode",
-        app.settings.redis_prefix.trim_end_matches(':')
-    );
     let _: i64 = redis::cmd("DEL")
         .arg(&stream)
         .query_async(&mut conn)
@@ -537,14 +547,7 @@ async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
         .expect("del");
 
     // A worker process starts: its sweep finds the pending video in the database.
-    let worker = spawn_peer(
-        &app,
-        vec![
-            ("--worker".to_owned(), String::new()),
-            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
-        ],
-    )
-    .await;
+    let worker = worker_of(&app, &[]).await;
     let events = sse_until_final(&worker, &token, id).await;
     assert_eq!(
         events.last().map(|e| e["status"].clone()),
@@ -561,25 +564,9 @@ async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
 
 #[tokio::test]
 async fn a_job_whose_worker_died_is_taken_over_and_finished() {
-    let app = spawn_app_with(Backend::Real, options(&[])).await;
-    let token = admin(&app).await;
-    let clips = Clips::new();
-    let bytes = std::fs::read(clips.clip("d.mp4", "320x240", 1, false, &[])).expect("clip");
-    let (status, video) =
-        post_form(&app, &token, &[("title", "Orphan")], Some(("d.mp4", bytes))).await;
-    assert_eq!(status, 201, "{video}");
-    let id = video["id"].as_i64().expect("id");
+    let (app, token, id, mut conn, stream) = queued_upload("Orphan").await;
 
     // A worker takes the job (the entry is now pending on it, the row processing) and dies.
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let stream = format!(
-        "{}:jobs:transcode",
-        app.settings.redis_prefix.trim_end_matches(':')
-    );
     let created: Result<String, _> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)
@@ -610,15 +597,7 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
         .expect("taken");
 
     // Another worker comes: after the visibility timeout it takes the job over and finishes.
-    let worker = spawn_peer(
-        &app,
-        vec![
-            ("--worker".to_owned(), String::new()),
-            ("--job-visibility-timeout".to_owned(), "5".to_owned()),
-            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
-        ],
-    )
-    .await;
+    let worker = worker_of(&app, &[("--job-visibility-timeout", "5")]).await;
     let events = sse_until_final(&worker, &token, id).await;
     assert_eq!(
         events.last().map(|e| e["status"].clone()),
@@ -647,26 +626,12 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
 #[tokio::test]
 async fn a_source_that_cannot_be_transcoded_ends_failed_with_its_reason() {
     // PostgreSQL + Redis, no worker in the serving process: the upload waits in the queue.
-    let app = spawn_app_with(Backend::Real, options(&[])).await;
-    let token = admin(&app).await;
-    let clips = Clips::new();
-    let bytes = std::fs::read(clips.clip("f.mp4", "320x240", 1, false, &[])).expect("clip");
-    let (status, video) =
-        post_form(&app, &token, &[("title", "Broken")], Some(("f.mp4", bytes))).await;
-    assert_eq!(status, 201, "{video}");
-    let id = video["id"].as_i64().expect("id");
+    let (app, token, id, _, _) = queued_upload("Broken").await;
     // The stored source goes bad before a worker gets to it (a disk error, say).
     let source = app.settings.media_dir.join(format!("videos/{id}/source"));
     std::fs::write(&source, b"no longer a video").expect("overwrite");
 
-    let worker = spawn_peer(
-        &app,
-        vec![
-            ("--worker".to_owned(), String::new()),
-            ("--transcode-preset".to_owned(), "veryfast".to_owned()),
-        ],
-    )
-    .await;
+    let worker = worker_of(&app, &[]).await;
     // Watched on the serving process, transcoded on the worker: events cross over Redis.
     let events = sse_until_final(&app, &token, id).await;
     drop(worker);

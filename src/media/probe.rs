@@ -17,6 +17,8 @@ pub struct Probe {
     pub height: u32,
     /// Clockwise rotation to apply for display: 0, 90, 180 or 270.
     pub rotation: u32,
+    /// Pixel aspect ratio (width, height) of the coded frames: 1:1 unless anamorphic.
+    pub pixel_aspect: (u32, u32),
     /// Frames per second (average).
     pub fps: f64,
     /// Whether there is an audio stream.
@@ -26,12 +28,21 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Width and height as displayed (after rotation).
+    /// Width and height as displayed: anamorphic pixels made square (the width scaled), then
+    /// rotated.
     pub fn display_size(&self) -> (u32, u32) {
-        if self.rotation % 180 == 90 {
-            (self.height, self.width)
+        let (num, den) = self.pixel_aspect;
+        let width = if num > 0 && den > 0 && num != den {
+            let exact = f64::from(self.width) * f64::from(num) / f64::from(den);
+            // At most a few thousand pixels: the cast cannot truncate.
+            (exact.round() as u32).max(1)
         } else {
-            (self.width, self.height)
+            self.width
+        };
+        if self.rotation % 180 == 90 {
+            (self.height, width)
+        } else {
+            (width, self.height)
         }
     }
 }
@@ -113,11 +124,20 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     if duration <= 0.0 {
         return Err(not_video("no duration"));
     }
+    let sar = frame.aspect_ratio();
+    let pixel_aspect = match (
+        u32::try_from(sar.numerator()),
+        u32::try_from(sar.denominator()),
+    ) {
+        (Ok(num), Ok(den)) if num > 0 && den > 0 => (num, den),
+        _ => (1, 1),
+    };
     Ok(Probe {
         duration,
         width: frame.width(),
         height: frame.height(),
         rotation,
+        pixel_aspect,
         fps: fps.unwrap_or(25.0),
         has_audio,
         video_codec: codec_name,

@@ -237,6 +237,15 @@ fn small_silent_portrait_and_four_by_three_sources() {
     let (out, outputs, _) = transcoded(&portrait);
     check_outputs(out.path(), &outputs, &[(360, 640)], true, 2.0);
 
+    // Anamorphic: 720x480 coded with 32:27 pixels is 853x480 on screen (16:9).
+    let anamorphic = clips.clip("dvd.mp4", "720x480", 2, false, &["-vf", "setsar=32/27"]);
+    let probe = media::probe(&anamorphic).expect("probe");
+    assert_eq!(probe.pixel_aspect, (32, 27));
+    assert_eq!(probe.display_size(), (853, 480));
+    let (out, outputs, _) = transcoded(&anamorphic);
+    // 853 is odd: the even size not above it.
+    check_outputs(out.path(), &outputs, &[(640, 360), (852, 480)], true, 2.0);
+
     // Matroska counts time in milliseconds: the audio must keep its timing.
     let matroska = clips.clip("mk.mkv", "640x360", 2, false, &[]);
     let (out, outputs, probe) = transcoded(&matroska);

@@ -61,7 +61,10 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
             .streams()
             .best(media::Type::Video)
             .ok_or_else(|| not_video("no video stream"))?;
-        let fps = rational(stream.avg_frame_rate()).or_else(|| rational(stream.rate()));
+        // The average rate, else the base rate; a "rate" above 240 is a timestamp clock (WebM
+        // reports 1000), not frames.
+        let sane = |r: Option<f64>| r.filter(|f| *f > 0.0 && *f <= 240.0);
+        let fps = sane(rational(stream.avg_frame_rate())).or(sane(rational(stream.rate())));
         (
             stream.index(),
             stream.parameters(),

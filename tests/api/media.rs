@@ -246,6 +246,33 @@ fn small_silent_portrait_and_four_by_three_sources() {
     // 853 is odd: the even size not above it.
     check_outputs(out.path(), &outputs, &[(640, 360), (852, 480)], true, 2.0);
 
+    // WebM: VP9 and Opus in a millisecond clock.
+    let webm = clips.path("w.webm");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-c:a",
+            "libopus",
+        ],
+        &webm,
+    );
+    let (out, outputs, probe) = transcoded(&webm);
+    assert!((probe.fps - 30.0).abs() < 0.5, "{probe:?}");
+    check_outputs(out.path(), &outputs, &[(320, 240)], true, 2.0);
+
     // Matroska counts time in milliseconds: the audio must keep its timing.
     let matroska = clips.clip("mk.mkv", "640x360", 2, false, &[]);
     let (out, outputs, probe) = transcoded(&matroska);

@@ -515,33 +515,77 @@ impl VideoService for VideoGrpc {
         // Permission before reading anything: a non-admin's bytes are never stored.
         self.catalog.require_admin(&caller)?;
         let mut stream = request.into_inner();
-        let header = match stream.message().await? {
+        // The metadata comes first (checked before any byte is stored), or after the file (as
+        // multipart forms that put the file first send it).
+        let (leading, first_chunk) = match stream.message().await? {
             Some(pb::UploadVideoRequest {
                 payload: Some(Payload::Header(header)),
-            }) => header,
+            }) => (Some(header), None),
+            Some(pb::UploadVideoRequest {
+                payload: Some(Payload::Chunk(bytes)),
+            }) => (None, Some(bytes)),
             _ => {
-                return Err(AppError::field("header", "Send the video's metadata first.").into());
+                return Err(AppError::field(
+                    "header",
+                    "Send the video's metadata, then its bytes (or the bytes, then the metadata).",
+                )
+                .into());
             }
         };
-        let meta = meta_from_pb(header.metadata)?;
-        let limit = self.pipeline.upload_limit();
-        if u64::try_from(header.size_bytes).unwrap_or(0) > limit {
-            return Err(AppError::TooLarge { limit }.into());
-        }
-        let chunks = tokio_stream::StreamExt::map(stream, |message| match message {
-            Ok(pb::UploadVideoRequest {
-                payload: Some(Payload::Chunk(bytes)),
-            }) => Ok(bytes::Bytes::from(bytes)),
-            Ok(_) => Err(AppError::field(
-                "chunk",
-                "Only file chunks may follow the metadata.",
-            )),
-            Err(status) => Err(AppError::Unavailable(format!(
-                "upload interrupted: {}",
-                status.message()
-            ))),
+        let meta_first = match leading {
+            Some(header) => {
+                let limit = self.pipeline.upload_limit();
+                if u64::try_from(header.size_bytes).unwrap_or(0) > limit {
+                    return Err(AppError::TooLarge { limit }.into());
+                }
+                Some(meta_from_pb(header.metadata)?)
+            }
+            None => None,
+        };
+        let trailing = std::sync::Arc::new(std::sync::Mutex::new(None::<pb::UploadHeader>));
+        let slot = trailing.clone();
+        let header_first = meta_first.is_some();
+        let rest = tokio_stream::StreamExt::map(stream, move |message| {
+            let mut slot = slot
+                .lock()
+                .map_err(|_| AppError::Unavailable("upload".into()))?;
+            match message {
+                Ok(pb::UploadVideoRequest {
+                    payload: Some(Payload::Chunk(bytes)),
+                }) if slot.is_none() => Ok(bytes::Bytes::from(bytes)),
+                Ok(pb::UploadVideoRequest {
+                    payload: Some(Payload::Header(header)),
+                }) if !header_first && slot.is_none() => {
+                    *slot = Some(header);
+                    Ok(bytes::Bytes::new())
+                }
+                Ok(_) => Err(AppError::field(
+                    "chunk",
+                    "Send the metadata once: before the file's bytes or after all of them.",
+                )),
+                Err(status) => Err(AppError::Unavailable(format!(
+                    "upload interrupted: {}",
+                    status.message()
+                ))),
+            }
         });
+        let chunks = tokio_stream::StreamExt::chain(
+            tokio_stream::iter(first_chunk.map(|b| Ok(bytes::Bytes::from(b)))),
+            rest,
+        );
         let incoming = self.pipeline.receive(chunks).await?;
+        let meta = match meta_first {
+            Some(meta) => meta,
+            // Dropping `incoming` on an error removes the file.
+            None => {
+                let header = trailing
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take())
+                    .ok_or_else(|| AppError::field("header", "The upload has no metadata."))?;
+                meta_from_pb(header.metadata)?
+            }
+        };
         let view = self
             .pipeline
             .accept(&self.catalog, &caller, meta, incoming)

@@ -392,7 +392,7 @@ async fn bad_uploads_are_refused_clearly_and_leave_nothing_behind() {
             "video_file",
         ),
         (Some(("big.mp4", big)), &title, 413, "too_large"),
-        (Some(("s.mp4", small.clone())), &[], 400, "video_file"),
+        (Some(("s.mp4", small.clone())), &[], 400, "title"),
         (
             Some(("s.mp4", small.clone())),
             &[("title", "")],
@@ -486,6 +486,18 @@ async fn grpc_upload_status_stream_and_chunked_download() {
         .expect("in time");
     let last = last.expect("events");
     assert_eq!(last.status, pb::VideoStatus::Ready as i32, "{last:?}");
+
+    // Bytes with no metadata at all: refused, nothing kept.
+    let headless = vec![pb::UploadVideoRequest {
+        payload: Some(pb::upload_video_request::Payload::Chunk(
+            bytes[..1000].to_vec(),
+        )),
+    }];
+    let status = client
+        .upload_video(authed(tokio_stream::iter(headless), &token))
+        .await
+        .expect_err("no metadata");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
     // StreamVideo: the whole original, in order, then from an offset.
     let mut download = client
@@ -716,4 +728,62 @@ async fn deleting_a_video_stops_its_transcode_and_the_worker_goes_on() {
     tokio::time::timeout(Duration::from_secs(10), gone)
         .await
         .unwrap_or_else(|_| panic!("{} remains", folder.display()));
+}
+
+#[tokio::test]
+async fn a_form_may_send_its_file_before_its_fields() {
+    let app = spawn_app_with(Backend::Embedded, options(&[])).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("first.mp4", "320x240", 1, false, &[])).expect("clip");
+    // curl -F video_file=@… -F title=… sends the parts in this order.
+    let form = multipart::Form::new()
+        .part(
+            "video_file",
+            multipart::Part::bytes(bytes.clone()).file_name("first.mp4"),
+        )
+        .text("title", "File first")
+        .text("genre", "horror");
+    let response = app
+        .http
+        .post(format!("{}/api/videos/", app.base))
+        .header("authorization", format!("Token {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    let video: Value = response.json().await.expect("json");
+    assert_eq!(video["title"], "File first");
+    assert_eq!(video["genre"], "horror");
+    let id = video["id"].as_i64().expect("id");
+    let events = sse_until_final(&app, &token, id).await;
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+
+    // Invalid metadata after the file: refused, and the file is not kept.
+    let form = multipart::Form::new()
+        .part(
+            "video_file",
+            multipart::Part::bytes(bytes).file_name("x.mp4"),
+        )
+        .text("title", "x".repeat(151));
+    let response = app
+        .http
+        .post(format!("{}/api/videos/", app.base))
+        .header("authorization", format!("Token {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], json!(["title"]), "{body}");
+    let incoming = app.settings.media_dir.join("incoming");
+    let left = std::fs::read_dir(&incoming)
+        .map(Iterator::count)
+        .unwrap_or(0);
+    assert_eq!(left, 0);
 }

@@ -475,6 +475,41 @@ const MAX_FORM_FIELD: usize = 64 * 1024;
 const MAX_FORM_TOTAL: usize = 256 * 1024;
 const MAX_FORM_FIELDS: usize = 32;
 
+/// The text fields of an upload form, read with bounds (no body limit applies to uploads).
+#[derive(Default)]
+struct FormFields {
+    map: Map<String, Value>,
+    count: usize,
+    total: usize,
+}
+
+impl FormFields {
+    async fn read(&mut self, mut field: axum::extract::multipart::Field<'_>) -> ApiResult<()> {
+        let name = field.name().unwrap_or_default().to_owned();
+        self.count += 1;
+        if self.count > MAX_FORM_FIELDS {
+            return Err(bad("request", "Too many form fields."));
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| bad(&name, &e.body_text()))?
+        {
+            self.total += chunk.len();
+            if text.len() + chunk.len() > MAX_FORM_FIELD || self.total > MAX_FORM_TOTAL {
+                return Err(bad(&name, "This field is too long."));
+            }
+            text.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(text).map_err(|_| bad(&name, "Must be UTF-8 text."))?;
+        if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
+            self.map.insert(name, Value::String(text));
+        }
+        Ok(())
+    }
+}
+
 /// What a multipart create held.
 enum Uploaded {
     /// A `video_file` part, uploaded (streamed) through UploadVideo.
@@ -485,65 +520,44 @@ enum Uploaded {
 
 /// Streams a multipart create to UploadVideo: the call starts at once (so the service
 /// authenticates and checks permissions before any of the body is read), metadata fields are
-/// read (bounded) until the `video_file` part, then that part goes out chunk by chunk while the
-/// service writes it to disk: the file is never whole in memory. Fields after the file are not
-/// read (send the metadata first, as forms do).
+/// read (bounded), and the `video_file` part goes out chunk by chunk while the service writes it
+/// to disk: the file is never whole in memory. Fields may come before the file (the metadata
+/// then goes first) or after it (then last).
 async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiResult<Uploaded> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut client = gw.video();
     let call = client.upload_video(fwd.request(tokio_stream::wrappers::ReceiverStream::new(rx)));
     let feed = async move {
-        let mut map = Map::new();
-        let (mut fields, mut total) = (0usize, 0usize);
+        let mut form = FormFields::default();
         let mut field = loop {
-            let Some(mut field) = multipart
+            let Some(field) = multipart
                 .next_field()
                 .await
                 .map_err(|e| bad("request", &e.body_text()))?
             else {
-                return Ok(Some(map));
+                return Ok(Some(form.map));
             };
-            let name = field.name().unwrap_or_default().to_owned();
-            if name == "video_file" || field.file_name().is_some() {
+            if field.name() == Some("video_file") || field.file_name().is_some() {
                 break field;
             }
-            fields += 1;
-            if fields > MAX_FORM_FIELDS {
-                return Err(bad("request", "Too many form fields."));
-            }
-            // No body limit applies here (uploads are large): metadata is read bounded.
-            let mut text = Vec::new();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| bad(&name, &e.body_text()))?
-            {
-                total += chunk.len();
-                if text.len() + chunk.len() > MAX_FORM_FIELD || total > MAX_FORM_TOTAL {
-                    return Err(bad(&name, "This field is too long."));
-                }
-                text.extend_from_slice(&chunk);
-            }
-            let text = String::from_utf8(text).map_err(|_| bad(&name, "Must be UTF-8 text."))?;
-            if ["title", "description", "author", "genre", "language"].contains(&name.as_str()) {
-                map.insert(name, Value::String(text));
-            }
+            form.read(field).await?;
         };
-        if map.is_empty() {
-            return Err(bad(
-                "video_file",
-                "Send the metadata fields (title, description, …) before video_file.",
-            ));
-        }
-        let header = pb::UploadHeader {
-            metadata: Some(metadata(&text_fields(&map)?)?),
-            file_name: field.file_name().unwrap_or_default().to_owned(),
-            size_bytes: 0,
+        let file_name = field.file_name().unwrap_or_default().to_owned();
+        let header = |map: &Map<String, Value>| -> ApiResult<pb::UploadVideoRequest> {
+            Ok(pb::UploadVideoRequest {
+                payload: Some(pb::upload_video_request::Payload::Header(
+                    pb::UploadHeader {
+                        metadata: Some(metadata(&text_fields(map)?)?),
+                        file_name: file_name.clone(),
+                        size_bytes: 0,
+                    },
+                )),
+            })
         };
-        let first = pb::UploadVideoRequest {
-            payload: Some(pb::upload_video_request::Payload::Header(header)),
-        };
-        if tx.send(first).await.is_err() {
+        // Metadata first when the form sent it first; else after the file (the service checks
+        // it once the bytes are in).
+        let leading = !form.map.is_empty();
+        if leading && tx.send(header(&form.map)?).await.is_err() {
             return Ok(None);
         }
         while let Some(chunk) = field
@@ -556,6 +570,22 @@ async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiRes
             };
             if tx.send(message).await.is_err() {
                 // The service answered already (an error); it is returned below.
+                return Ok(None);
+            }
+        }
+        drop(field);
+        if !leading {
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| bad("request", &e.body_text()))?
+            {
+                if field.name() == Some("video_file") || field.file_name().is_some() {
+                    return Err(bad("video_file", "Send one file."));
+                }
+                form.read(field).await?;
+            }
+            if tx.send(header(&form.map)?).await.is_err() {
                 return Ok(None);
             }
         }

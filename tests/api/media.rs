@@ -368,3 +368,97 @@ fn a_stopped_transcode_ends_with_cancelled() {
     );
     assert!(matches!(result, Err(MediaError::Cancelled)), "{result:?}");
 }
+
+/// Mean luma of the left and right halves of the first frame of `path`'s video.
+fn left_right_luma(path: &Path) -> (f64, f64) {
+    use ffmpeg_next::{codec, media::Type, util::frame};
+    let mut input = ffmpeg_next::format::input(path).expect("open");
+    let (index, params) = {
+        let s = input.streams().best(Type::Video).expect("video");
+        (s.index(), s.parameters())
+    };
+    let mut decoder = codec::context::Context::from_parameters(params)
+        .and_then(|c| c.decoder().video())
+        .expect("decoder");
+    let mut frame = frame::Video::empty();
+    for (stream, packet) in input.packets() {
+        if stream.index() != index {
+            continue;
+        }
+        decoder.send_packet(&packet).expect("decodes");
+        if decoder.receive_frame(&mut frame).is_ok() {
+            break;
+        }
+    }
+    if frame.width() == 0 {
+        decoder.send_eof().expect("eof");
+        decoder.receive_frame(&mut frame).expect("a frame");
+    }
+    let (w, h, stride) = (
+        frame.width() as usize,
+        frame.height() as usize,
+        frame.stride(0),
+    );
+    let luma = frame.data(0);
+    let (mut left, mut right) = (0u64, 0u64);
+    for y in 0..h {
+        for x in 0..w {
+            let v = u64::from(luma[y * stride + x]);
+            if x < w / 2 {
+                left += v;
+            } else {
+                right += v;
+            }
+        }
+    }
+    let half = (w / 2 * h) as f64;
+    (left as f64 / half, right as f64 / half)
+}
+
+#[test]
+fn rotation_turns_the_picture_as_players_do() {
+    let clips = Clips::new();
+    // Coded landscape, white top half, black bottom half; displayed a quarter turn.
+    let coded = clips.path("coded.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=black:size=640x360:rate=30:duration=1,drawbox=x=0:y=0:w=640:h=180:color=white:t=fill",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &coded,
+    );
+    let rotated = clips.path("rotated.mp4");
+    let input = coded.to_str().expect("utf-8 path");
+    ffmpeg(
+        &["-i", input, "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &rotated,
+    );
+    // The oracle: the ffmpeg CLI, which rotates by the display matrix as players do, puts the
+    // coded top on the left here.
+    let reference = clips.path("reference.mp4");
+    let input = rotated.to_str().expect("utf-8 path");
+    ffmpeg(
+        &["-i", input, "-c:v", "libx264", "-preset", "ultrafast"],
+        &reference,
+    );
+    let (ref_left, ref_right) = left_right_luma(&reference);
+    assert!(
+        ref_left > 200.0 && ref_right < 50.0,
+        "{ref_left} {ref_right}"
+    );
+
+    let (out, outputs, _) = transcoded(&rotated);
+    let (left, right) = left_right_luma(&out.path().join(&outputs.renditions[0].mp4));
+    assert!(
+        left > 200.0 && right < 50.0,
+        "ours: left {left}, right {right}"
+    );
+}

@@ -155,11 +155,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Download(args) => videoflix::cli::download::run(args).await,
         Command::MediaUrl { path, settings } => {
             let signer = videoflix::security::MediaSigner::new(settings.signing_secret());
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             let signed = signer
-                .sign(&path, videoflix::security::MediaSigner::expiry(now))
+                .sign(&path, videoflix::security::MediaSigner::current_expiry())
                 .context("not a servable media path (videos/<id>/<folder>/…)")?;
             println!("{}", settings.public_url.join(&format!("media/{signed}"))?);
             Ok(())

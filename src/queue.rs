@@ -132,21 +132,7 @@ impl JobQueue {
     /// Removes a finished job (after its outcome is in the database).
     pub async fn ack(&self, delivery: &Delivery) -> AppResult<()> {
         match (self, &delivery.entry) {
-            (Self::Redis(q), Some(entry)) => {
-                let mut conn = q.redis.conn().await?;
-                let _: (i64, i64) = redis::pipe()
-                    .cmd("XACK")
-                    .arg(&q.stream)
-                    .arg(&q.group)
-                    .arg(entry)
-                    .cmd("XDEL")
-                    .arg(&q.stream)
-                    .arg(entry)
-                    .query_async(&mut *conn)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(())
-            }
+            (Self::Redis(q), Some(entry)) => q.drop_entry(entry).await,
             _ => Ok(()),
         }
     }

@@ -20,7 +20,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::Settings,
-    security::{MediaSigner, MediaUrlError},
+    security::{MediaSigner, MediaUrlError, unix_now},
     startup::Services,
 };
 
@@ -108,10 +108,7 @@ async fn media_file(
     Path((expires, signature, path)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let path = match media.signer.verify(&expires, &signature, &path, now) {
+    let path = match media.signer.verify(&expires, &signature, &path, unix_now()) {
         Ok(path) => path,
         Err(e) => {
             let message = match e {

@@ -71,7 +71,7 @@ impl VideoGrpc {
         let mut bytes = request.encode_to_vec();
         // Media URLs are part of the answer: their base and their expiry.
         bytes.extend_from_slice(self.public_url.as_str().as_bytes());
-        bytes.extend_from_slice(&MediaSigner::expiry(unix_now()).to_be_bytes());
+        bytes.extend_from_slice(&MediaSigner::current_expiry().to_be_bytes());
         let etag = self.catalog.etag(caller, &bytes).await;
         let unchanged = !etag.is_empty() && etag == if_none_match;
         (etag, unchanged)
@@ -110,15 +110,9 @@ impl VideoGrpc {
     }
 
     fn video_pb(&self, view: VideoView) -> pb::Video {
-        let expires = MediaSigner::expiry(unix_now());
+        let expires = MediaSigner::current_expiry();
         let r = view.record;
-        let status = match r.status.parse::<VideoStatus>() {
-            Ok(VideoStatus::Pending) => pb::VideoStatus::Pending,
-            Ok(VideoStatus::Processing) => pb::VideoStatus::Processing,
-            Ok(VideoStatus::Ready) => pb::VideoStatus::Ready,
-            Ok(VideoStatus::Failed) => pb::VideoStatus::Failed,
-            Err(()) => pb::VideoStatus::Unspecified,
-        };
+        let status = status_pb(&r.status);
         pb::Video {
             id: r.id,
             genre: genre_pb(r.genre()) as i32,
@@ -304,12 +298,6 @@ fn meta_from_pb(meta: Option<pb::VideoMetadata>) -> Result<VideoMeta, AppError> 
 }
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Bytes per StreamVideo message.
 const STREAM_CHUNK: usize = 256 * 1024;

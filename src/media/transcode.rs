@@ -375,7 +375,7 @@ pub fn transcode(
     // The fps filter lets one frame through per interval from the start; the last sheet is
     // partly filled.
     let video_duration = if video_end > 0.0 {
-        video_end.min(probe.duration.max(video_end))
+        video_end
     } else {
         probe.duration
     };

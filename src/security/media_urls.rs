@@ -12,10 +12,20 @@ use sha2::Sha256;
 /// How long a window lasts (URLs live between one and two of these).
 pub const WINDOW_SECONDS: u64 = 6 * 3600;
 
-/// Signs and checks media URLs.
+/// Signs and checks media URLs; cheap to clone.
 #[derive(Clone)]
 pub struct MediaSigner {
     key: Vec<u8>,
+    /// Signatures by `<expires>:<scope>`: a list shows up to eight files of one folder per
+    /// video, and the same folders on every request of a window.
+    signatures: moka::sync::Cache<String, String>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Why a media URL is refused.
@@ -35,7 +45,13 @@ impl MediaSigner {
         mac.update(b"videoflix media urls v1");
         Self {
             key: mac.finalize().into_bytes().to_vec(),
+            signatures: moka::sync::Cache::new(100_000),
         }
+    }
+
+    /// The expiry given to URLs made now.
+    pub fn current_expiry() -> u64 {
+        Self::expiry(unix_now())
     }
 
     /// The expiry given to URLs made at `now` (Unix seconds).
@@ -87,8 +103,10 @@ impl MediaSigner {
     }
 
     fn signature(&self, scope: &str, expires: u64) -> String {
-        let tag = self.mac(scope, expires).finalize().into_bytes();
-        URL_SAFE_NO_PAD.encode(&tag[..16])
+        self.signatures.get_with(format!("{expires}:{scope}"), || {
+            let tag = self.mac(scope, expires).finalize().into_bytes();
+            URL_SAFE_NO_PAD.encode(&tag[..16])
+        })
     }
 }
 

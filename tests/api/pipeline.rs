@@ -98,14 +98,20 @@ async fn post_form(
             multipart::Part::bytes(bytes).file_name(name.to_owned()),
         );
     }
-    let response = app
-        .http
-        .post(format!("{}/api/videos/", app.base))
-        .header("authorization", format!("Token {token}"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
+    send_form(app, Some(token), form).await
+}
+
+/// POSTs `form` to `/api/videos/` (with `Authorization: Token …` when given).
+async fn send_form(
+    app: &TestApp,
+    token: Option<&str>,
+    form: multipart::Form,
+) -> (StatusCode, Value) {
+    let mut request = app.http.post(format!("{}/api/videos/", app.base));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Token {token}"));
+    }
+    let response = request.multipart(form).send().await.expect("request");
     let status = response.status();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
@@ -411,17 +417,12 @@ async fn bad_uploads_are_refused_clearly_and_leave_nothing_behind() {
     // Refused before the body is read: a forged token, and none at all.
     let (got, _) = post_form(&app, "forged", &title, Some(("s.mp4", small.clone()))).await;
     assert_eq!(got, 401);
-    let anonymous = app
-        .http
-        .post(format!("{}/api/videos/", app.base))
-        .multipart(multipart::Form::new().text("title", "x").part(
-            "video_file",
-            multipart::Part::bytes(small.clone()).file_name("s.mp4"),
-        ))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(anonymous.status(), 401);
+    let form = multipart::Form::new().text("title", "x").part(
+        "video_file",
+        multipart::Part::bytes(small.clone()).file_name("s.mp4"),
+    );
+    let (got, _) = send_form(&app, None, form).await;
+    assert_eq!(got, 401);
     // Nothing was kept: no partial uploads, no catalog entries.
     let incoming = app.settings.media_dir.join("incoming");
     let left: Vec<_> = std::fs::read_dir(&incoming)
@@ -744,16 +745,8 @@ async fn a_form_may_send_its_file_before_its_fields() {
         )
         .text("title", "File first")
         .text("genre", "horror");
-    let response = app
-        .http
-        .post(format!("{}/api/videos/", app.base))
-        .header("authorization", format!("Token {token}"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 201);
-    let video: Value = response.json().await.expect("json");
+    let (status, video) = send_form(&app, Some(&token), form).await;
+    assert_eq!(status, 201, "{video}");
     assert_eq!(video["title"], "File first");
     assert_eq!(video["genre"], "horror");
     let id = video["id"].as_i64().expect("id");
@@ -770,16 +763,8 @@ async fn a_form_may_send_its_file_before_its_fields() {
             multipart::Part::bytes(bytes).file_name("x.mp4"),
         )
         .text("title", "x".repeat(151));
-    let response = app
-        .http
-        .post(format!("{}/api/videos/", app.base))
-        .header("authorization", format!("Token {token}"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = send_form(&app, Some(&token), form).await;
+    assert_eq!(status, 400);
     assert_eq!(body["type"], json!(["title"]), "{body}");
     let incoming = app.settings.media_dir.join("incoming");
     let left = std::fs::read_dir(&incoming)

@@ -322,7 +322,9 @@ impl Settings {
             "http://localhost:5500",
             "http://127.0.0.1:5500",
             "http://localhost:3000",
+            "http://127.0.0.1:3000",
             "http://localhost:5173",
+            "http://127.0.0.1:5173",
         ] {
             if !origins.iter().any(|o| o == dev) {
                 origins.push(dev.to_owned());

@@ -1,5 +1,5 @@
-//! The Redis connection pool (bb8-redis) shared by the rate limiter, and later the cache and the
-//! job queue, with the key prefix that keeps deployments sharing one Redis apart.
+//! The Redis connection pool (bb8-redis) shared by the rate limiter, the cache, the job queue and
+//! the status events, with the key prefix that keeps deployments sharing one Redis apart.
 
 use std::time::Duration;
 
@@ -53,7 +53,6 @@ impl Redis {
             .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
     }
 
-    /// Round trip to the server (readiness).
     /// A connection of its own with no response timeout, for blocking reads (`XREADGROUP …
     /// BLOCK`) and pub/sub: a pooled connection gives up after 500 ms while the server still
     /// holds the read, and the next entry would go to that dead read.
@@ -73,6 +72,7 @@ impl Redis {
             .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
     }
 
+    /// Round trip to the server (readiness).
     pub async fn ping(&self) -> AppResult<()> {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING")

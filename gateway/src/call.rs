@@ -63,6 +63,48 @@ impl Forward {
     }
 }
 
+/// Marks an in-process call that continues a REST request already charged to the throttle (the
+/// next page of a whole-list answer): one client request is charged once. Only in-process
+/// callers can set request extensions; nothing a network client sends becomes one.
+#[derive(Clone, Copy, Debug)]
+pub struct AlreadyThrottled;
+
+/// A page request of a whole-list walk: the first page is charged, the following ones are not.
+pub(crate) trait PageRequest {
+    /// Whether this asks for a later page.
+    fn is_continuation(&self) -> bool;
+}
+
+impl PageRequest for pb::ListFavoritesRequest {
+    fn is_continuation(&self) -> bool {
+        !self.page_token.is_empty()
+    }
+}
+
+impl PageRequest for pb::ListContinueWatchingRequest {
+    fn is_continuation(&self) -> bool {
+        !self.page_token.is_empty()
+    }
+}
+
+impl Forward {
+    /// A gRPC request continuing this REST request (see [`AlreadyThrottled`]).
+    pub(crate) fn continued<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = self.request(message);
+        request.extensions_mut().insert(AlreadyThrottled);
+        request
+    }
+
+    /// One page of a whole-list walk: charged when it is the first.
+    pub(crate) fn page<T: PageRequest>(&self, message: T) -> tonic::Request<T> {
+        if message.is_continuation() {
+            self.continued(message)
+        } else {
+            self.request(message)
+        }
+    }
+}
+
 impl Gateway {
     pub(crate) fn auth(&self) -> pb::auth_service_client::AuthServiceClient<crate::GrpcService> {
         pb::auth_service_client::AuthServiceClient::new(self.grpc.clone())

@@ -230,22 +230,29 @@ pub struct VideoDto {
     pub uploaded_by: Option<UserDto>,
     /// Whether the caller marked this video as a favorite.
     pub is_favorite: bool,
-    /// Duration in seconds (0 until processed).
-    pub duration: f64,
+    /// Duration in whole seconds, rounded (0 until processed), as the original's integer field.
+    pub duration: i64,
+    /// The exact duration in seconds (0 until processed).
+    pub duration_seconds: f64,
     /// Original file URL or "".
     pub video_file: String,
     /// Poster image URL or "".
     pub poster: String,
     /// Preview-thumbnails WebVTT URL or "".
     pub vtt_file: String,
-    /// 360p MP4 URL or "".
+    /// MP4 URL for a 360p player, "" until ready. Legacy clients expect all four `video_file_hd*`
+    /// fields to play: each names the best real rendition at or below its height (the smallest
+    /// one when none is below). `renditions` lists what really exists.
     pub video_file_hd360: String,
-    /// 480p MP4 URL or "".
+    /// MP4 URL for a 480p player (see `video_file_hd360`).
     pub video_file_hd480: String,
-    /// 720p MP4 URL or "".
+    /// MP4 URL for a 720p player (see `video_file_hd360`).
     pub video_file_hd720: String,
-    /// 1080p MP4 URL or "".
+    /// MP4 URL for a 1080p player (see `video_file_hd360`); a source below 1080p is never
+    /// upscaled, so this may name a smaller file.
     pub video_file_hd1080: String,
+    /// The renditions that really exist, smallest first.
+    pub renditions: Vec<RenditionDto>,
     /// HLS master playlist URL or "".
     pub hls: String,
     /// `pending`, `processing`, `ready` or `failed`.
@@ -254,6 +261,58 @@ pub struct VideoDto {
     pub status_reason: String,
     /// The caller's playback position in seconds.
     pub progress: f64,
+}
+
+/// One real rendition of a video.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RenditionDto {
+    /// `360p`, `480p`, `720p`, `1080p`, or a small source's own size (e.g. `240p`).
+    #[schema(example = "720p")]
+    pub name: String,
+    /// Width in pixels.
+    pub width: i32,
+    /// Height in pixels.
+    pub height: i32,
+    /// Average bits per second (video and audio), measured.
+    pub bitrate: i64,
+    /// Progressive MP4 URL.
+    pub url: String,
+    /// HLS media playlist URL.
+    pub hls: String,
+}
+
+impl From<&pb::MediaRendition> for RenditionDto {
+    fn from(r: &pb::MediaRendition) -> Self {
+        Self {
+            name: r.name.clone(),
+            width: r.width,
+            height: r.height,
+            bitrate: r.bitrate,
+            url: r.url.clone(),
+            hls: r.hls_url.clone(),
+        }
+    }
+}
+
+/// The URL a legacy `video_file_hd{height}` field shows: the largest real rendition whose short
+/// side is at most `height`, else the smallest one; `exact` when there is no rendition list.
+fn legacy_rendition(renditions: &[pb::MediaRendition], height: i32, exact: String) -> String {
+    let rung = |r: &&pb::MediaRendition| r.width.min(r.height);
+    renditions
+        .iter()
+        .filter(|r| rung(r) <= height)
+        .max_by_key(rung)
+        .or_else(|| renditions.iter().min_by_key(rung))
+        .map_or(exact, |r| r.url.clone())
+}
+
+/// Whole seconds of a duration, as the original's integer field (a clip shorter than half a
+/// second still lasts 1).
+fn whole_seconds(seconds: f64) -> i64 {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return 0;
+    }
+    (seconds.round() as i64).max(1)
 }
 
 /// Writable video fields (POST/PUT: all, missing = empty; PATCH: only those present; `null`
@@ -367,14 +426,16 @@ impl From<pb::Video> for VideoDto {
             updated_at: rfc3339(v.updated_at),
             uploaded_by: v.uploaded_by.map(UserDto::from),
             is_favorite: v.is_favorite,
-            duration: v.duration_seconds,
+            duration: whole_seconds(v.duration_seconds),
+            duration_seconds: v.duration_seconds,
+            video_file_hd360: legacy_rendition(&media.renditions, 360, media.hd360_url),
+            video_file_hd480: legacy_rendition(&media.renditions, 480, media.hd480_url),
+            video_file_hd720: legacy_rendition(&media.renditions, 720, media.hd720_url),
+            video_file_hd1080: legacy_rendition(&media.renditions, 1080, media.hd1080_url),
+            renditions: media.renditions.iter().map(RenditionDto::from).collect(),
             video_file: media.original_url,
             poster: media.poster_url,
             vtt_file: media.thumbnails_vtt_url,
-            video_file_hd360: media.hd360_url,
-            video_file_hd480: media.hd480_url,
-            video_file_hd720: media.hd720_url,
-            video_file_hd1080: media.hd1080_url,
             hls: media.hls_url,
             status,
             status_reason: v.status_reason,
@@ -438,5 +499,54 @@ pub fn status_name(status: i32) -> String {
             .as_str_name()
             .trim_start_matches("VIDEO_STATUS_")
             .to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendition(name: &str, width: i32, height: i32) -> pb::MediaRendition {
+        pb::MediaRendition {
+            name: name.to_owned(),
+            width,
+            height,
+            url: format!("{name}.mp4"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn legacy_fields_name_the_best_real_rendition_at_or_below_their_height() {
+        let list = [
+            rendition("360p", 640, 360),
+            rendition("480p", 854, 480),
+            rendition("720p", 1280, 720),
+        ];
+        let url = |h| legacy_rendition(&list, h, String::new());
+        assert_eq!(url(360), "360p.mp4");
+        assert_eq!(url(480), "480p.mp4");
+        assert_eq!(url(720), "720p.mp4");
+        assert_eq!(url(1080), "720p.mp4");
+        let small = [rendition("240p", 320, 240)];
+        assert_eq!(legacy_rendition(&small, 1080, String::new()), "240p.mp4");
+        let portrait = [rendition("360p", 360, 640)];
+        assert_eq!(legacy_rendition(&portrait, 480, String::new()), "360p.mp4");
+        let only_big = [rendition("720p", 1280, 720)];
+        assert_eq!(
+            legacy_rendition(&only_big, 360, String::new()),
+            "720p.mp4",
+            "the smallest when none is below"
+        );
+        assert_eq!(legacy_rendition(&[], 360, "exact".to_owned()), "exact");
+    }
+
+    #[test]
+    fn durations_are_whole_seconds() {
+        assert_eq!(whole_seconds(6.52), 7);
+        assert_eq!(whole_seconds(6.4), 6);
+        assert_eq!(whole_seconds(0.2), 1);
+        assert_eq!(whole_seconds(0.0), 0);
+        assert_eq!(whole_seconds(f64::NAN), 0);
     }
 }

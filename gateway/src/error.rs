@@ -69,6 +69,22 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The status on the legacy account paths (`/register/`, `/login/`, …): the original
+    /// answered every client error there with DRF's 400 and a `{type, message}` body — a wrong
+    /// password, an e-mail already taken — and its frontend reads the body only of a 400 or 404.
+    /// Throttling (429), a body that is not JSON (415) or too large (413) keep their status.
+    pub(crate) fn legacy_account(mut self) -> Self {
+        let keeps = [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ];
+        if self.status.is_client_error() && !keeps.contains(&self.status) {
+            self.status = StatusCode::BAD_REQUEST;
+        }
+        self
+    }
 }
 
 /// HTTP status for a gRPC code (google.rpc.Code's documented HTTP mapping).
@@ -146,6 +162,10 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = match &rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // Over the body limit.
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(
@@ -187,6 +207,24 @@ mod tests {
         ] {
             assert!(http_status(code).is_client_error(), "{code:?}");
         }
+    }
+
+    #[test]
+    fn legacy_account_paths_answer_client_errors_with_400_but_keep_throttling() {
+        let wrong = ApiError::from(tonic::Status::unauthenticated("Wrong e-mail or password."));
+        assert_eq!(wrong.legacy_account().status, StatusCode::BAD_REQUEST);
+        let taken = ApiError::from(tonic::Status::already_exists("taken"));
+        assert_eq!(taken.legacy_account().status, StatusCode::BAD_REQUEST);
+        let throttled = ApiError::from(tonic::Status::resource_exhausted("slow down"));
+        assert_eq!(
+            throttled.legacy_account().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let down = ApiError::from(tonic::Status::unavailable("busy"));
+        assert_eq!(
+            down.legacy_account().status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

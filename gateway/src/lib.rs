@@ -18,6 +18,7 @@ use axum::{Router, body::Body, http::Request};
 use tower::{ServiceBuilder, util::MapRequest};
 use utoipa::OpenApi as _;
 
+pub use call::AlreadyThrottled;
 pub use error::{ApiError, ErrorBody, http_status};
 pub use routes::{OPERATIONS, Operation, UNMAPPED_RPCS};
 

@@ -1,5 +1,5 @@
-//! `videoflix.v1.VideoService`: the catalog, favorites and watch progress. Upload, streaming and
-//! transcoding status belong to the media pipeline and answer UNIMPLEMENTED until it lands.
+//! `videoflix.v1.VideoService`: the catalog, favorites and watch progress, uploads, streaming
+//! and live transcoding status.
 
 use std::pin::Pin;
 
@@ -83,9 +83,16 @@ impl VideoGrpc {
             Ok(token) => self.accounts.authenticate(token).await,
             Err(e) => Err(e),
         };
+        // The gateway's later pages of one REST request were charged with its first.
+        let charged = request
+            .extensions()
+            .get::<videoflix_gateway::AlreadyThrottled>()
+            .is_some();
         match authenticated {
             Ok(caller) => {
-                self.catalog.throttle_user(&caller).await?;
+                if !charged {
+                    self.catalog.throttle_user(&caller).await?;
+                }
                 Ok(caller)
             }
             Err(e) => {
@@ -141,6 +148,20 @@ impl VideoGrpc {
                 hd720_url: self.media_url(&r.hd720, expires),
                 hd1080_url: self.media_url(&r.hd1080, expires),
                 hls_url: self.media_url(&r.hls, expires),
+                renditions: r
+                    .renditions
+                    .0
+                    .iter()
+                    .map(|rendition| pb::MediaRendition {
+                        name: rendition.name.clone(),
+                        rendition: rung_pb(&rendition.name) as i32,
+                        width: i32::try_from(rendition.width).unwrap_or(i32::MAX),
+                        height: i32::try_from(rendition.height).unwrap_or(i32::MAX),
+                        bitrate: i64::try_from(rendition.bitrate).unwrap_or(i64::MAX),
+                        url: self.media_url(&rendition.mp4, expires),
+                        hls_url: self.media_url(&rendition.playlist, expires),
+                    })
+                    .collect(),
             }),
             title: r.title.clone(),
             description: r.description.clone(),
@@ -151,6 +172,44 @@ impl VideoGrpc {
     fn videos_pb(&self, views: Vec<VideoView>) -> Vec<pb::Video> {
         views.into_iter().map(|v| self.video_pb(v)).collect()
     }
+}
+
+/// The ladder rung of a rendition name (UNSPECIFIED for a small source's own size).
+fn rung_pb(name: &str) -> pb::Rendition {
+    match name {
+        "360p" => pb::Rendition::Rendition360p,
+        "480p" => pb::Rendition::Rendition480p,
+        "720p" => pb::Rendition::Rendition720p,
+        "1080p" => pb::Rendition::Rendition1080p,
+        _ => pb::Rendition::Unspecified,
+    }
+}
+
+/// The file of `rendition` (UNSPECIFIED: the best one there is) and what it is.
+fn rendition_file(
+    record: &crate::store::VideoRecord,
+    rendition: pb::Rendition,
+) -> (&str, pb::Rendition) {
+    let slots = [
+        (pb::Rendition::Rendition1080p, &record.hd1080),
+        (pb::Rendition::Rendition720p, &record.hd720),
+        (pb::Rendition::Rendition480p, &record.hd480),
+        (pb::Rendition::Rendition360p, &record.hd360),
+        (pb::Rendition::Original, &record.video_file),
+    ];
+    if rendition == pb::Rendition::Unspecified {
+        return slots
+            .into_iter()
+            .find(|(_, path)| !path.is_empty())
+            .map_or(("", pb::Rendition::Unspecified), |(r, path)| {
+                (path.as_str(), r)
+            });
+    }
+    let path = slots
+        .into_iter()
+        .find(|(r, _)| *r == rendition)
+        .map_or("", |(_, path)| path.as_str());
+    (path, rendition)
 }
 
 fn genre_pb(genre: Option<Genre>) -> pb::Genre {
@@ -656,15 +715,25 @@ impl VideoService for VideoGrpc {
         }
         let view = self.catalog.get(&caller, id).await?;
         let record = &view.record;
-        let relative = match pb::Rendition::try_from(r.rendition) {
-            Ok(pb::Rendition::Rendition360p) => &record.hd360,
-            Ok(pb::Rendition::Rendition480p) => &record.hd480,
-            Ok(pb::Rendition::Rendition720p) => &record.hd720,
-            Ok(pb::Rendition::Rendition1080p) => &record.hd1080,
-            Ok(pb::Rendition::Original) => &record.video_file,
-            Ok(pb::Rendition::Unspecified) | Err(_) => {
-                return Err(AppError::field("rendition", "Name a rendition.").into());
-            }
+        let asked = pb::Rendition::try_from(r.rendition).map_err(|_| {
+            AppError::field(
+                "rendition",
+                "Unknown rendition; use 360p, 480p, 720p, 1080p or original (or none: the best).",
+            )
+        })?;
+        let (relative, rendition) = rendition_file(record, asked);
+        let rendition_name = match rendition {
+            pb::Rendition::Original => "original".to_owned(),
+            _ => record
+                .renditions
+                .by_mp4(relative)
+                .map(|stored| stored.name.clone())
+                .unwrap_or_else(|| {
+                    rendition
+                        .as_str_name()
+                        .trim_start_matches("RENDITION_")
+                        .to_lowercase()
+                }),
         };
         if relative.is_empty() {
             return Err(AppError::NotFound("rendition").into());
@@ -716,6 +785,8 @@ impl VideoService for VideoGrpc {
                     offset,
                     total_size: total,
                     content_type: content_type.to_owned(),
+                    rendition: rendition as i32,
+                    rendition_name: rendition_name.clone(),
                 };
                 offset += i64::try_from(n).unwrap_or(0);
                 if tx.send(Ok(chunk)).await.is_err() {
@@ -739,7 +810,14 @@ impl VideoService for VideoGrpc {
         let view = self.catalog.get(&caller, id).await?;
         // A video made from metadata alone has no file and no job: nothing will follow.
         let no_job = view.record.video_file.is_empty();
-        let first = event_of(&view);
+        // Mid-transcode, the row says only "processing": the job's last progress event says
+        // how far it is, so a reconnecting progress bar does not jump back to 0.
+        let first = match self.pipeline.hub().latest(id).await {
+            Some(latest) if view.record.status == "processing" && latest.status == "processing" => {
+                latest
+            }
+            _ => event_of(&view),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let catalog = self.catalog.clone();
         tokio::spawn(async move {

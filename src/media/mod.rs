@@ -2,6 +2,7 @@
 //! the rendition ladder, and the single-decode transcode into progressive MP4s, HLS, a poster and
 //! preview-thumbnail sprites with their WebVTT index.
 
+mod hls;
 mod ladder;
 mod probe;
 mod transcode;
@@ -11,7 +12,7 @@ use std::sync::Once;
 
 pub use ladder::{LadderStep, Rendition, default_ladder, plan};
 pub use probe::{Probe, probe};
-pub use transcode::{Outputs, Progress, TranscodeOptions, transcode};
+pub use transcode::{Outputs, Progress, RenditionFiles, TranscodeOptions, transcode};
 pub use vtt::{SpriteLayout, thumbnail_interval, vtt};
 
 /// Why media processing failed.

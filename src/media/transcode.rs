@@ -20,7 +20,7 @@ use ffmpeg_next::{
 };
 
 use super::{
-    LadderStep, MediaError, Probe, Rendition, SpriteLayout, plan, thumbnail_interval, vtt,
+    LadderStep, MediaError, Probe, Rendition, SpriteLayout, hls, plan, thumbnail_interval, vtt,
 };
 
 /// Encoder settings of a transcode.
@@ -69,6 +69,12 @@ pub struct RenditionFiles {
     pub mp4: String,
     /// HLS media playlist, relative to the output folder.
     pub playlist: String,
+    /// Measured average bits per second over the HLS segments (video and audio).
+    pub average_bandwidth: u64,
+    /// Measured bits per second of the busiest segment.
+    pub peak_bandwidth: u64,
+    /// RFC 6381 codecs of the rendition, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
 }
 
 /// What a transcode wrote (paths relative to its output folder).
@@ -228,6 +234,9 @@ pub fn transcode(
                 rendition: rendition.clone(),
                 mp4,
                 playlist,
+                average_bandwidth: 0,
+                peak_bandwidth: 0,
+                codecs: String::new(),
             },
             sink: format!("out{i}"),
             encoder,
@@ -356,18 +365,12 @@ pub fn transcode(
         }
     }
 
-    // Master playlist, thumbnails index.
-    let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for out in &outs {
-        let r = &out.files.rendition;
-        let bandwidth = (r.video_kbps + audio.as_ref().map_or(0, |_| options.audio_kbps)) * 1100;
-        let _ = write!(
-            master,
-            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION={}x{},FRAME-RATE={fps:.3}\n{}/index.m3u8\n",
-            r.width, r.height, r.name
-        );
+    // Master playlist (from what was really written), thumbnails index.
+    for out in &mut outs {
+        hls::measure(out_dir, &mut out.files, audio.is_some())?;
     }
-    fs::write(hls_dir.join("master.m3u8"), master)?;
+    let files: Vec<&RenditionFiles> = outs.iter().map(|o| &o.files).collect();
+    fs::write(hls_dir.join("master.m3u8"), hls::master(&files, fps))?;
     let poster = state
         .poster
         .ok_or_else(|| MediaError::NotAVideo("no frame for a poster".to_owned()))?;
@@ -681,16 +684,21 @@ fn open_x264(
     encoder.set_frame_rate(Some(rate_of(fps)));
     encoder.set_bit_rate(rendition.video_kbps as usize * 1000);
     encoder.set_gop(gop);
-    encoder.set_flags(codec::Flags::GLOBAL_HEADER);
+    // Closed GOPs: FFmpeg's libx264 wrapper turns x264's open GOP on unless told otherwise, and
+    // an open-GOP keyframe is a non-IDR I slice whose leading B-frames reference the previous
+    // segment, so a player switching renditions into it cannot decode it.
+    encoder.set_flags(codec::Flags::GLOBAL_HEADER | codec::Flags::CLOSED_GOP);
     let mut dictionary = Dictionary::new();
     dictionary.set("preset", &options.preset);
-    // A keyframe exactly every segment and nowhere else: segments align across renditions.
+    dictionary.set("forced-idr", "1");
+    // An IDR frame exactly every segment and nowhere else: segments align across renditions
+    // and each one decodes on its own.
     // Two threads per encoder: the four encoders keep the cores busy already, and every
     // further thread costs frame buffers (memory) without adding speed.
     dictionary.set(
         "x264-params",
         &format!(
-            "keyint={gop}:min-keyint={gop}:scenecut=0:rc-lookahead={}:threads=2",
+            "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:rc-lookahead={}:threads=2",
             options.lookahead
         ),
     );

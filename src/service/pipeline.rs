@@ -28,7 +28,7 @@ use crate::{
     error::{AppError, AppResult},
     media::{self, MediaError, Outputs, TranscodeOptions},
     queue::{Delivery, JobQueue},
-    store::{Claim, MediaPaths, Store},
+    store::{Claim, MediaPaths, Store, StoredRendition},
 };
 
 /// How often workers look for unfinished videos nobody is working on.
@@ -542,6 +542,14 @@ fn media_paths(dir: &str, outputs: &Outputs) -> MediaPaths {
     };
     for r in &outputs.renditions {
         let path = format!("{dir}/{}", r.mp4);
+        paths.renditions.0.push(StoredRendition {
+            name: r.rendition.name.clone(),
+            width: r.rendition.width,
+            height: r.rendition.height,
+            bitrate: r.average_bandwidth,
+            mp4: path.clone(),
+            playlist: format!("{dir}/{}", r.playlist),
+        });
         match r.rendition.name.as_str() {
             "480p" => paths.hd480 = path,
             "720p" => paths.hd720 = path,

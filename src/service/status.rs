@@ -1,8 +1,14 @@
 //! Live transcode status: workers publish events, every server process streams them to its
 //! watchers. With Redis the events travel over pub/sub (any worker, any server); without, over
-//! an in-process channel. The database row stays the source of truth: a watcher starts from it.
+//! an in-process channel. The database row stays the source of truth: a watcher starts from it,
+//! with the last progress event of a running job (kept in Redis, or in process) so a watcher that
+//! joins mid-transcode sees where it is at once.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -37,7 +43,13 @@ impl StatusEvent {
 pub struct StatusHub {
     local: broadcast::Sender<StatusEvent>,
     redis: Option<(Redis, String)>,
+    /// The last event of each running job published by this process (without Redis).
+    latest: Arc<Mutex<HashMap<i64, StatusEvent>>>,
 }
+
+/// How long Redis keeps a job's last event: longer than any gap between two progress events of
+/// a live job, short enough that a dead job's entry goes away by itself.
+const LATEST_TTL_SECS: u64 = 600;
 
 impl StatusHub {
     /// A hub; with `redis`, events cross processes (call [`StatusHub::start`]).
@@ -49,6 +61,7 @@ impl StatusHub {
                 let channel = r.key("status");
                 (r, channel)
             }),
+            latest: Arc::default(),
         }
     }
 
@@ -81,19 +94,24 @@ impl StatusHub {
         });
     }
 
-    /// Sends `event` to every watcher (on every process with Redis).
+    /// Sends `event` to every watcher (on every process with Redis), and keeps it as the job's
+    /// latest while the job runs.
     pub async fn publish(&self, event: StatusEvent) {
+        self.remember(&event);
         if let Some((redis, channel)) = &self.redis
             && let Ok(payload) = serde_json::to_vec(&event)
         {
+            let latest = latest_key(redis, event.video_id);
             let published = async {
                 let mut conn = redis.conn().await.ok()?;
-                redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(payload)
-                    .query_async::<i64>(&mut *conn)
-                    .await
-                    .ok()
+                let mut pipe = redis::pipe();
+                if event.status == "processing" {
+                    pipe.set_ex(&latest, &payload, LATEST_TTL_SECS).ignore();
+                } else {
+                    pipe.del(&latest).ignore();
+                }
+                pipe.publish(channel, &payload).ignore();
+                pipe.query_async::<()>(&mut *conn).await.ok()
             }
             .await;
             if published.is_some() {
@@ -104,8 +122,39 @@ impl StatusHub {
         let _ = self.local.send(event);
     }
 
+    /// The last progress event of `video_id`'s running job (from any process with Redis), if
+    /// any.
+    pub async fn latest(&self, video_id: i64) -> Option<StatusEvent> {
+        if let Some((redis, _)) = &self.redis {
+            let mut conn = redis.conn().await.ok()?;
+            let payload: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(latest_key(redis, video_id))
+                .query_async(&mut *conn)
+                .await
+                .ok()?;
+            if let Some(event) = payload.and_then(|p| serde_json::from_slice(&p).ok()) {
+                return Some(event);
+            }
+        }
+        self.latest.lock().ok()?.get(&video_id).cloned()
+    }
+
+    fn remember(&self, event: &StatusEvent) {
+        if let Ok(mut latest) = self.latest.lock() {
+            if event.status == "processing" {
+                latest.insert(event.video_id, event.clone());
+            } else {
+                latest.remove(&event.video_id);
+            }
+        }
+    }
+
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
         self.local.subscribe()
     }
+}
+
+fn latest_key(redis: &Redis, video_id: i64) -> String {
+    redis.key(&format!("status:latest:{video_id}"))
 }

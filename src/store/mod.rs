@@ -41,8 +41,11 @@ macro_rules! on_pool {
     };
 }
 
+mod renditions;
 mod timestamp;
 mod videos;
+
+pub use renditions::{Renditions, StoredRendition};
 
 pub use videos::{
     Claim, MediaPaths, TranscodeClaim, UserStateRows, VideoFilter, VideoPage, VideoQuery,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backend, Store, Timestamp};
+use super::{Backend, Renditions, Store, Timestamp};
 use crate::{
     domain::{Genre, Language, Ordering, PageToken, UserId, VideoMeta},
     error::AppResult,
@@ -57,6 +57,9 @@ pub struct VideoRecord {
     pub hd1080: String,
     /// HLS master playlist.
     pub hls: String,
+    /// The renditions the transcode wrote.
+    #[sqlx(try_from = "String")]
+    pub renditions: Renditions,
 }
 
 impl VideoRecord {
@@ -75,7 +78,7 @@ const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.gen
     v.uploaded_by, u.email AS uploader_email, u.phone AS uploader_phone, \
     u.address AS uploader_address, v.uploaded_at, v.updated_at, v.duration, v.status, \
     v.status_reason, v.video_file, v.poster, v.vtt_file, v.hd360, v.hd480, v.hd720, v.hd1080, \
-    v.hls FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
+    v.hls, v.renditions FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
 
 /// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), named as [`VideoRecord`]'s
 /// serde fields; timestamps are integer micros in both.
@@ -87,7 +90,7 @@ const VIDEO_JSON: &str = "json_object(\
     'updated_at', r.updated_at, 'duration', r.duration, 'status', r.status, \
     'status_reason', r.status_reason, 'video_file', r.video_file, 'poster', r.poster, \
     'vtt_file', r.vtt_file, 'hd360', r.hd360, 'hd480', r.hd480, 'hd720', r.hd720, \
-    'hd1080', r.hd1080, 'hls', r.hls)";
+    'hd1080', r.hd1080, 'hls', r.hls, 'renditions', r.renditions)";
 
 /// SQLite: `sql` (a [`VIDEO_SELECT`] ordered by `order`, over columns of its output) as one row
 /// holding a JSON array. sqlx runs every SQLite connection on its own thread and hands each row,
@@ -604,6 +607,8 @@ pub struct MediaPaths {
     pub hd1080: String,
     /// HLS master playlist.
     pub hls: String,
+    /// Every rendition written.
+    pub renditions: Renditions,
 }
 
 /// What a claim of a transcode found.
@@ -716,7 +721,7 @@ impl Store {
             sqlx::query(
                 "UPDATE videos SET status = 'ready', status_reason = '', poster = $1, \
                  vtt_file = $2, hd360 = $3, hd480 = $4, hd720 = $5, hd1080 = $6, hls = $7, \
-                 duration = $8, updated_at = $9, claim_token = '' \
+                 duration = $8, updated_at = $9, claim_token = '', renditions = $12 \
                  WHERE id = $10 AND claim_token = $11 AND status = 'processing'",
             )
             .bind(&media.poster)
@@ -730,6 +735,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(token)
+            .bind(media.renditions.to_json())
             .execute(pool)
             .await?
             .rows_affected()

@@ -272,7 +272,7 @@ async fn registration_rejects_bad_input_naming_the_field(#[case] backend: Backen
         assert!(reply.body["fields"].is_object(), "{}", reply.text);
     }
 
-    // Duplicate (case-insensitive) → 409.
+    // Duplicate (case-insensitive) → 400, as the original answered (gRPC: ALREADY_EXISTS).
     app.post(
         "/register/",
         json!({"email": "dup@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
@@ -284,7 +284,7 @@ async fn registration_rejects_bad_input_naming_the_field(#[case] backend: Backen
         json!({"email": "DUP@example.com", "password": PASSWORD, "confirm_password": PASSWORD}),
     )
     .await
-    .expect_error(409, "email");
+    .expect_error(400, "email");
 
     // Malformed JSON and wrong content type are clear 4xx in the same shape.
     let raw = app
@@ -321,14 +321,14 @@ async fn login_errors_do_not_reveal_whether_an_account_exists(#[case] backend: B
             json!({"email": "real@example.com", "password": "Wrong-Pass-123"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     let no_account = app
         .post(
             "/login/",
             json!({"email": "ghost@example.com", "password": "Wrong-Pass-123"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     assert_eq!(wrong_password.body, no_account.body);
     app.post("/login/", json!({"email": "real@example.com"}))
         .await
@@ -477,7 +477,7 @@ async fn password_reset_works_once_and_ends_every_session(#[case] backend: Backe
         .expect_error(401, "token");
     app.post("/login/", json!({"email": email, "password": PASSWORD}))
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     app.login(email, new_password).await;
 
     // The link cannot be used again.

@@ -816,6 +816,45 @@ async fn video_endpoints_are_throttled_per_user_and_per_address(#[case] backend:
         .expect_error(429, "throttled");
 }
 
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn a_whole_list_answer_is_charged_to_the_throttle_once(#[case] backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            args: vec![("--throttle-user".into(), "3/min".into())],
+            share_with: None,
+        },
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let me = app.get_auth("/api/me/", &admin).await.expect(200).body;
+    let uploader = videoflix::domain::UserId(me["id"].as_i64().expect("id"));
+    // 250 videos: the REST whole list walks three gRPC pages of 100 internally.
+    for n in 0..250 {
+        let meta = videoflix::domain::VideoMeta::parse(&videoflix::domain::RawVideoMeta {
+            title: &format!("Film {n}"),
+            ..Default::default()
+        })
+        .expect("meta");
+        app.services
+            .store
+            .create_video(&meta, uploader)
+            .await
+            .expect("video");
+    }
+    let user = guest_token(&app).await;
+    for _ in 0..3 {
+        let list = app.get_auth("/api/videos/", &user).await.expect(200).body;
+        assert_eq!(list.as_array().map(Vec::len), Some(250));
+    }
+    app.get_auth("/api/videos/", &user)
+        .await
+        .expect_error(429, "throttled");
+}
+
 /// GET with a token and optional `If-None-Match`: (status, ETag, body text).
 async fn conditional_get(
     app: &TestApp,

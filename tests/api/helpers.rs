@@ -199,6 +199,17 @@ pub struct AppOptions {
     pub share_with: Option<Shared>,
 }
 
+/// Options with these extra `--flag value` pairs.
+pub fn with(args: &[(&str, &str)]) -> AppOptions {
+    AppOptions {
+        args: args
+            .iter()
+            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+            .collect(),
+        share_with: None,
+    }
+}
+
 /// What two app instances of one deployment share.
 #[derive(Clone)]
 pub struct Shared {

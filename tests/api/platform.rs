@@ -164,6 +164,30 @@ async fn cors_preflights_and_errors_carry_the_headers() {
             "{allowed}"
         );
     }
+    // A development frontend opened by IP is the same frontend as by name.
+    for origin in [
+        "http://127.0.0.1:4200",
+        "http://localhost:5500",
+        "http://127.0.0.1:5500",
+        "http://127.0.0.1:3000",
+        "http://127.0.0.1:5173",
+    ] {
+        let response = app
+            .http
+            .get(format!("{}/api/me/", app.base))
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            Some(origin),
+            "{origin}"
+        );
+    }
     // The frontend origin from FRONTEND_URL is allowed too; strangers are not.
     let response = app
         .http

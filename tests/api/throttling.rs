@@ -7,17 +7,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use videoflix::grpc::pb;
 
-use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app_with, spawn_peer};
-
-fn with(args: &[(&str, &str)]) -> AppOptions {
-    AppOptions {
-        args: args
-            .iter()
-            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
-            .collect(),
-        share_with: None,
-    }
-}
+use crate::helpers::{Backend, PASSWORD, spawn_app_with, spawn_peer, with};
 
 #[rstest]
 #[case::embedded(Backend::Embedded)]
@@ -32,7 +22,7 @@ async fn failed_logins_lock_the_account_with_retry_after(#[case] backend: Backen
             json!({"email": "victim@example.com", "password": "Nope-nope-1"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     }
     let locked = app
         .post(
@@ -86,7 +76,7 @@ async fn failed_logins_are_limited_per_address_and_mail_flows_too(#[case] backen
             json!({"email": format!("u{i}@example.com"), "password": "Nope-nope-1"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     }
     app.post(
         "/login/",
@@ -150,7 +140,7 @@ async fn parallel_guesses_cannot_outrun_the_account_limit() {
         }
     });
     let statuses = futures::future::join_all(guesses).await;
-    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let wrong = statuses.iter().filter(|s| **s == 400).count();
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((wrong, throttled), (3, 9), "{statuses:?}");
 }
@@ -168,14 +158,14 @@ async fn limits_are_shared_by_every_process_of_a_deployment() {
             json!({"email": "shared@example.com", "password": "Nope-nope-1"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     second
         .post(
             "/login/",
             json!({"email": "shared@example.com", "password": "Nope-nope-1"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     first
         .post(
             "/login/",
@@ -211,7 +201,7 @@ async fn throttle_enabled_false_turns_every_limit_off(#[case] backend: Backend) 
             json!({"email": "x@example.com", "password": "Nope-nope-1"}),
         )
         .await
-        .expect_error(401, "credentials");
+        .expect_error(400, "credentials");
     }
 }
 
@@ -238,5 +228,5 @@ async fn the_default_limits_throttle_a_brute_force_attack() {
             .await;
         statuses.push(reply.status.as_u16());
     }
-    assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429, 429]);
+    assert_eq!(statuses, vec![400, 400, 400, 400, 400, 429, 429]);
 }

@@ -21,13 +21,17 @@ use crate::{
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// An error of a legacy account path, with the original's statuses.
+fn legacy(status: tonic::Status) -> ApiError {
+    ApiError::from(status).legacy_account()
+}
+
 /// Register a new account; an activation link is e-mailed.
 #[utoipa::path(
     post, path = "/register/", tag = "auth", request_body = RegisterBody,
     responses(
         (status = 201, description = "Account created (inactive)", body = RegisterResponse),
-        (status = 400, description = "Invalid e-mail or password", body = ErrorBody),
-        (status = 409, description = "E-mail already registered", body = ErrorBody),
+        (status = 400, description = "Invalid e-mail or password, or the e-mail is already registered (`type: [\"email\"]`)", body = ErrorBody),
         (status = 429, description = "Too many registrations from this address", body = ErrorBody),
     )
 )]
@@ -43,7 +47,8 @@ pub(crate) async fn register(
             password: body.password,
             confirm_password: body.confirm_password,
         }))
-        .await?
+        .await
+        .map_err(legacy)?
         .into_inner();
     let user = r.user.unwrap_or_default();
     Ok((
@@ -75,7 +80,8 @@ pub(crate) async fn activate_account(
             uid: body.uid,
             token: body.token,
         }))
-        .await?
+        .await
+        .map_err(legacy)?
         .into_inner();
     Ok(Json(MessageResponse { message: r.message }))
 }
@@ -97,7 +103,8 @@ pub(crate) async fn resend_activation(
     let r = gw
         .auth()
         .resend_activation(fwd.request(pb::ResendActivationRequest { email: body.email }))
-        .await?
+        .await
+        .map_err(legacy)?
         .into_inner();
     Ok(Json(MessageResponse { message: r.message }))
 }
@@ -120,8 +127,7 @@ async fn do_login(gw: &Gateway, fwd: &Forward, body: LoginBody) -> ApiResult<Log
     post, path = "/login/", tag = "auth", request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 400, description = "Invalid input or account not activated", body = ErrorBody),
-        (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
+        (status = 400, description = "Invalid input, wrong e-mail or password (`type: [\"credentials\"]`), or account not activated", body = ErrorBody),
         (status = 429, description = "Too many failed logins", body = ErrorBody),
     )
 )]
@@ -130,7 +136,10 @@ pub(crate) async fn login(
     fwd: Forward,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<LoginResponse>> {
-    do_login(&gw, &fwd, body).await.map(Json)
+    do_login(&gw, &fwd, body)
+        .await
+        .map(Json)
+        .map_err(ApiError::legacy_account)
 }
 
 /// Log in as a new temporary guest (deleted at logout or after 24 h).
@@ -274,7 +283,8 @@ pub(crate) async fn reset_password(
     let r = gw
         .auth()
         .request_password_reset(fwd.request(pb::RequestPasswordResetRequest { email: body.email }))
-        .await?
+        .await
+        .map_err(legacy)?
         .into_inner();
     Ok(Json(MessageResponse { message: r.message }))
 }
@@ -300,7 +310,8 @@ pub(crate) async fn new_password(
             new_password: body.new_password,
             confirm_new_password: body.confirm_new_password,
         }))
-        .await?
+        .await
+        .map_err(legacy)?
         .into_inner();
     Ok(Json(MessageResponse { message: r.message }))
 }

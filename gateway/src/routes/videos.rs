@@ -283,7 +283,7 @@ pub(crate) async fn list_videos(
             }
             let all = more_pages(first.videos, first.next_page_token, |token| {
                 let mut client = gw.video();
-                let request = fwd.request(pb::ListVideosRequest {
+                let request = fwd.continued(pb::ListVideosRequest {
                     page_token: token,
                     ..request.clone()
                 });
@@ -894,7 +894,7 @@ pub(crate) async fn list_favorites(
 ) -> ApiResult<Json<Vec<VideoDto>>> {
     let all = all_pages(|page_token| {
         let mut client = gw.video();
-        let request = fwd.request(pb::ListFavoritesRequest {
+        let request = fwd.page(pb::ListFavoritesRequest {
             page_size: 100,
             page_token,
         });
@@ -959,7 +959,7 @@ pub(crate) async fn continue_watching(
 ) -> ApiResult<Json<Vec<VideoDto>>> {
     let all = all_pages(|page_token| {
         let mut client = gw.video();
-        let request = fwd.request(pb::ListContinueWatchingRequest {
+        let request = fwd.page(pb::ListContinueWatchingRequest {
             page_size: 100,
             page_token,
         });

@@ -293,3 +293,106 @@ async fn api_docs_are_served_locally() {
     assert_eq!(bundle.status(), 200);
     assert!(bundle.bytes().await.expect("js").len() > 1_000_000);
 }
+
+/// Absolute http(s) URLs in `text` that point at another host: not the local machine, not the
+/// reserved `.invalid` domain, not an XML namespace name.
+fn outside_urls(text: &str) -> Vec<String> {
+    const NAMESPACES: &[&str] = &[
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+        "http://www.w3.org/1999/xhtml",
+        "http://www.w3.org/1998/Math/MathML",
+        "http://www.w3.org/XML/1998/namespace",
+        "http://www.w3.org/2000/xmlns/",
+    ];
+    let mut found = Vec::new();
+    for scheme in ["http://", "https://"] {
+        for (at, _) in text.match_indices(scheme) {
+            let url = &text[at..];
+            let host: String = url[scheme.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                .collect();
+            let local = host.is_empty()
+                || host == "localhost"
+                || host == "127.0.0.1"
+                || host.ends_with(".invalid");
+            if !local && !NAMESPACES.iter().any(|ns| url.starts_with(ns)) {
+                found.push(format!("{scheme}{host}"));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// What a page loads: `src=`, `href=`, module imports and fetches with quoted relative URLs.
+fn referenced(html: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    for marker in ["src=\"", "href=\"", "from \"", "fetch(\""] {
+        for (at, _) in html.match_indices(marker) {
+            let rest = &html[at + marker.len()..];
+            if let Some(end) = rest.find('"') {
+                refs.push(rest[..end].to_owned());
+            }
+        }
+    }
+    refs
+}
+
+#[tokio::test]
+async fn nothing_the_docs_pages_load_references_another_host() {
+    let app = spawn_app(Backend::Embedded).await;
+    let mut scanned = Vec::new();
+    for page in ["/swagger/", "/redoc/"] {
+        let page_url = url::Url::parse(&format!("{}{page}", app.base)).expect("url");
+        let html = app
+            .http
+            .get(page_url.clone())
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        assert_eq!(outside_urls(&html), Vec::<String>::new(), "{page}");
+        let assets = referenced(&html);
+        assert!(assets.len() >= 2, "{page}: {assets:?}");
+        for asset in assets {
+            let url = page_url.join(&asset).expect("join");
+            assert_eq!(url.host_str(), page_url.host_str(), "{page} loads {url}");
+            let response = app.http.get(url.clone()).send().await.expect("asset");
+            assert_eq!(response.status(), 200, "{url}");
+            let text =
+                String::from_utf8_lossy(&response.bytes().await.expect("bytes")).into_owned();
+            assert_eq!(outside_urls(&text), Vec::<String>::new(), "{url}");
+            scanned.push(url.path().to_owned());
+        }
+    }
+    for asset in [
+        "/swagger/swagger-ui-bundle.js",
+        "/swagger/swagger-initializer.js",
+        "/redoc/redoc.standalone.js",
+        "/openapi.json",
+    ] {
+        assert!(
+            scanned.iter().any(|s| s == asset),
+            "{asset} not among {scanned:?}"
+        );
+    }
+    // Swagger's validator badge is off (it would load an image from its own host).
+    let init = app
+        .http
+        .get(format!("{}/swagger/swagger-initializer.js", app.base))
+        .send()
+        .await
+        .expect("init")
+        .text()
+        .await
+        .expect("js");
+    assert!(
+        init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""),
+        "{init}"
+    );
+}

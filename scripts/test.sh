@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, and the
-# whole test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis.
+# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, the whole
+# test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis — and a
+# Schemathesis run of the REST API against its own OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -18,3 +19,5 @@ log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --locked --workspace "$@"
+log "schemathesis: the REST API against its OpenAPI document"
+scripts/schemathesis.sh

@@ -128,9 +128,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
+        // A body is one JSON object (serde would also read a struct from an array).
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|axum::Json(value)| Self(value))
-            .map_err(ApiError::from)
+            .map_err(ApiError::from)?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "request",
+                "Invalid request body: expected a JSON object.",
+            ));
+        }
+        serde_json::from_value(value).map(Self).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "request",
+                format!("Invalid request body: {e}"),
+            )
+        })
     }
 }

@@ -34,17 +34,28 @@ impl From<pb::User> for UserDto {
 /// `POST /register/`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
-    /// E-mail address (normalised to lower case).
+    /// E-mail address (trimmed and normalised to lower case).
     #[serde(default)]
-    #[schema(example = "jane@example.com")]
+    #[schema(example = "jane@example.com", required = true, format = Email, max_length = 254)]
     pub email: String,
-    /// At least 8 characters, not all digits, not common, not similar to the e-mail.
+    /// 8 to 4096 characters, not all digits, not a common password, not similar to the
+    /// e-mail.
     #[serde(default)]
-    #[schema(example = "correct-horse-battery")]
+    #[schema(
+        example = "correct-horse-battery",
+        required = true,
+        min_length = 8,
+        max_length = 4096
+    )]
     pub password: String,
     /// Must equal `password`.
     #[serde(default)]
-    #[schema(example = "correct-horse-battery")]
+    #[schema(
+        example = "correct-horse-battery",
+        required = true,
+        min_length = 8,
+        max_length = 4096
+    )]
     pub confirm_password: String,
 }
 
@@ -64,9 +75,11 @@ pub struct RegisterResponse {
 pub struct ActivateBody {
     /// `uid` segment of the link.
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub uid: String,
     /// `token` segment of the link.
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub token: String,
 }
 
@@ -82,7 +95,7 @@ pub struct MessageResponse {
 pub struct EmailBody {
     /// E-mail address.
     #[serde(default)]
-    #[schema(example = "jane@example.com")]
+    #[schema(example = "jane@example.com", required = true, format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -91,10 +104,11 @@ pub struct EmailBody {
 pub struct LoginBody {
     /// E-mail address; `guest@videoflix.com` logs in as a new guest.
     #[serde(default)]
-    #[schema(example = "jane@example.com")]
+    #[schema(example = "jane@example.com", required = true, format = Email, max_length = 254)]
     pub email: String,
     /// Password (may be omitted for the guest e-mail).
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub password: Option<String>,
     /// Keep the session alive longer.
     #[serde(default)]
@@ -154,15 +168,19 @@ pub struct LogoutResponse {
 pub struct NewPasswordBody {
     /// `uid` segment of the reset link.
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub uid: String,
     /// `token` segment of the reset link.
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub token: String,
     /// The new password (same rules as registration).
     #[serde(default)]
+    #[schema(required = true, min_length = 8, max_length = 4096)]
     pub new_password: String,
     /// Must equal `new_password`.
     #[serde(default)]
+    #[schema(required = true, min_length = 8, max_length = 4096)]
     pub confirm_new_password: String,
 }
 
@@ -171,9 +189,11 @@ pub struct NewPasswordBody {
 pub struct JwtBody {
     /// E-mail address.
     #[serde(default)]
+    #[schema(required = true, format = Email, max_length = 254)]
     pub email: String,
     /// Password.
     #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 4096)]
     pub password: String,
 }
 
@@ -182,6 +202,7 @@ pub struct JwtBody {
 pub struct RefreshBody {
     /// The current refresh token (single use).
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub refresh: String,
 }
 
@@ -197,11 +218,18 @@ pub struct JwtPair {
 /// `PATCH /api/me/`: fields to change (absent or null = unchanged, "" = clear).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateMeBody {
-    /// Phone number: digits, spaces and `+ - ( ) . /`, at most 32 characters.
+    /// Phone number: digits, spaces and `+ - ( ) . /`, at most 32 characters (surrounding
+    /// spaces are trimmed).
     #[serde(default)]
+    #[schema(pattern = r"^[0-9 +\-().\\/]*$", max_length = 32)]
     pub phone: Option<String>,
-    /// Postal address, at most 255 characters.
+    /// Postal address, at most 255 characters (surrounding white space is trimmed), no control characters but
+    /// line breaks.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F-\u009F]*$",
+        max_length = 255
+    )]
     pub address: Option<String>,
 }
 
@@ -315,25 +343,103 @@ fn whole_seconds(seconds: f64) -> i64 {
     (seconds.round() as i64).max(1)
 }
 
-/// Writable video fields (POST/PUT: all, missing = empty; PATCH: only those present; `null`
+/// Writable video fields of `POST` and `PUT`: every field (a missing one is empty; `null`
 /// clears genre or language).
 /// Documentation only: handlers read the body as a JSON map, to tell an absent field (keep) from
 /// `null` (clear).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct VideoWriteBody {
-    /// Title, 1–150 characters.
-    #[schema(example = "Big Buck Bunny")]
-    pub title: Option<String>,
-    /// Description, up to 1000 characters.
+    /// Title, 1–150 characters (surrounding white space is trimmed), no control characters but tab and line breaks.
+    #[schema(
+        example = "Big Buck Bunny",
+        min_length = 1,
+        max_length = 150,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    pub title: String,
+    /// Description, up to 1000 characters (surrounding white space is trimmed).
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
-    /// Author, up to 150 characters.
+    /// Author, up to 150 characters (surrounding white space is trimmed).
+    #[schema(
+        max_length = 150,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub author: Option<String>,
-    /// `documentary`, `action`, `horror`, `drama`, `technic` or null.
+    /// Genre; `""` or `null`: none.
+    #[schema(value_type = Option<GenreName>)]
     pub genre: Option<String>,
-    /// `french`, `english`, `german` or null.
+    /// Language; `""` or `null`: none.
+    #[schema(value_type = Option<LanguageName>)]
     pub language: Option<String>,
 }
+
+/// Writable video fields of `PATCH`: only those present change (`null` clears description,
+/// author, genre or language).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct VideoPatchBody {
+    /// Title, 1–150 characters (surrounding white space is trimmed), no control characters but tab and line breaks.
+    #[schema(
+        example = "Big Buck Bunny",
+        min_length = 1,
+        max_length = 150,
+        nullable = false,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    pub title: Option<String>,
+    /// Description, up to 1000 characters (surrounding white space is trimmed).
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    pub description: Option<String>,
+    /// Author, up to 150 characters (surrounding white space is trimmed).
+    #[schema(
+        max_length = 150,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    pub author: Option<String>,
+    /// Genre; `""` or `null`: none.
+    #[schema(value_type = Option<GenreName>)]
+    pub genre: Option<String>,
+    /// Language; `""` or `null`: none.
+    #[schema(value_type = Option<LanguageName>)]
+    pub language: Option<String>,
+}
+
+/// A string schema with exactly these values (utoipa's enum derive cannot name `""`).
+macro_rules! string_choice {
+    ($(#[$meta:meta])* $name:ident: $description:literal, [$($value:literal),+ $(,)?]) => {
+        $(#[$meta])*
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($value),+]))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use string_choice;
+
+string_choice!(GenreName: "A genre's wire name (`\"\"`: none).",
+    ["documentary", "action", "horror", "drama", "technic", ""]);
+string_choice!(LanguageName: "A language's wire name (`\"\"`: none).",
+    ["french", "english", "german", ""]);
 
 /// A DRF-style page.
 #[derive(Debug, Serialize, ToSchema)]
@@ -351,8 +457,9 @@ pub struct VideoPageDto {
 /// `PUT /api/videos/{id}/progress/`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProgressBody {
-    /// Playback position in seconds (`position_seconds` is accepted too).
+    /// Playback position in seconds, 0 to 604800 (`position_seconds` is accepted too).
     #[serde(default, alias = "position_seconds")]
+    #[schema(required = true, nullable = false, minimum = 0, maximum = 604800)]
     pub position: Option<f64>,
 }
 

@@ -7,6 +7,7 @@
 
 mod call;
 mod conditional;
+mod contract;
 mod docs;
 mod dto;
 mod error;
@@ -48,7 +49,8 @@ pub(crate) struct Gateway {
 /// The REST API, its OpenAPI document (`/openapi.json`), Swagger UI (`/swagger/`) and Redoc
 /// (`/redoc/`), calling `grpc` for every operation.
 pub fn rest(grpc: GrpcService) -> RestService {
-    let (api, openapi) = routes::router().split_for_parts();
+    let (api, mut openapi) = routes::router().split_for_parts();
+    contract::complete(&mut openapi);
     let router = api
         .merge(docs::router(openapi))
         .fallback(routes::not_found)
@@ -77,7 +79,9 @@ pub fn rest(grpc: GrpcService) -> RestService {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::router().split_for_parts().1
+    let mut openapi = routes::router().split_for_parts().1;
+    contract::complete(&mut openapi);
+    openapi
 }
 
 /// The legacy frontend calls paths both with and without their trailing slash: route on the
@@ -120,6 +124,7 @@ fn normalize_path(mut request: Request<Body>) -> Request<Body> {
         version = "1.0.0"
     ),
     modifiers(&SecurityAddon),
+    components(schemas(dto::VideoPageDto)),
     tags(
         (name = "auth", description = "Registration, activation, login, tokens, password reset"),
         (name = "me", description = "The caller's profile, favorites and watch progress"),

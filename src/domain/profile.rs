@@ -11,13 +11,14 @@ impl Phone {
     /// Parses a phone number.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
-        if value.chars().count() > 32 {
+        // Checked as sent: what the API documents is exactly what is accepted.
+        if raw.chars().count() > 32 {
             return Err(FieldError::new(
                 "phone",
                 "Ensure this field has no more than 32 characters.",
             ));
         }
-        if !value
+        if !raw
             .chars()
             .all(|c| c.is_ascii_digit() || " +-().\\/".contains(c))
         {
@@ -43,13 +44,13 @@ impl Address {
     /// Parses an address.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
-        if value.chars().count() > 255 {
+        if raw.chars().count() > 255 {
             return Err(FieldError::new(
                 "address",
                 "Ensure this field has no more than 255 characters.",
             ));
         }
-        if value
+        if raw
             .chars()
             .any(|c| c.is_control() && c != '\n' && c != '\r')
         {

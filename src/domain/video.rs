@@ -105,7 +105,8 @@ fn parse_optional<T: FromStr + Copy + fmt::Display>(
     })
 }
 
-/// Trimmed text of bounded length.
+/// Trimmed text of bounded length. Length and characters are checked on the text as sent, so
+/// the API's documented `maxLength` and pattern say exactly what is accepted.
 fn bounded(
     raw: &str,
     field: &'static str,
@@ -116,13 +117,13 @@ fn bounded(
     if required && value.is_empty() {
         return Err(FieldError::new(field, "This field may not be blank."));
     }
-    if value.chars().count() > max {
+    if raw.chars().count() > max {
         return Err(FieldError::new(
             field,
             format!("Ensure this field has no more than {max} characters."),
         ));
     }
-    if value
+    if raw
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {

@@ -293,6 +293,37 @@ async fn a_720p_source_plays_everywhere_a_player_looks() {
     counted.dedup();
     assert_eq!(counted, vec![(640, 390), (854, 390), (1280, 390)], "{out}");
 
+    // gRPC lists the same real renditions, with their rungs.
+    let mut client = app.video_client().await;
+    let grpc = client
+        .get_video(authed(
+            pb::GetVideoRequest {
+                id,
+                if_none_match: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .video
+        .and_then(|v| v.media)
+        .expect("media");
+    let rungs: Vec<(i32, i32, i32)> = grpc
+        .renditions
+        .iter()
+        .map(|r| (r.rendition, r.width, r.height))
+        .collect();
+    assert_eq!(
+        rungs,
+        vec![
+            (pb::Rendition::Rendition360p as i32, 640, 360),
+            (pb::Rendition::Rendition480p as i32, 854, 480),
+            (pb::Rendition::Rendition720p as i32, 1280, 720),
+        ]
+    );
+    assert!(grpc.hd1080_url.is_empty(), "gRPC names no fake 1080p");
+
     // StreamVideo naming no rendition streams the best one and says so; a middle offset is
     // byte-exact.
     let hd = app
@@ -303,7 +334,6 @@ async fn a_720p_source_plays_everywhere_a_player_looks() {
         .expect("mp4");
     let whole = hd.bytes().await.expect("bytes");
     let middle = whole.len() / 2;
-    let mut client = app.video_client().await;
     let mut download = client
         .stream_video(authed(
             pb::StreamVideoRequest {

@@ -27,6 +27,10 @@ fn legacy(status: tonic::Status) -> ApiError {
 }
 
 /// Register a new account; an activation link is e-mailed.
+///
+/// Rules beyond what the schema states (each a 400 naming its field): the password must not be
+/// entirely numeric, a common password, or too similar to the e-mail; `confirm_password` must
+/// equal `password`; the e-mail must not be registered already.
 #[utoipa::path(
     post, path = "/register/", tag = "auth", request_body = RegisterBody,
     responses(
@@ -62,6 +66,9 @@ pub(crate) async fn register(
 }
 
 /// Activate an account with the `uid` and `token` of the e-mailed link.
+///
+/// Only the `uid` and `token` of a link this server mailed, unexpired and unused, activate an
+/// account (400 `token` otherwise): no schema can state which strings those are.
 #[utoipa::path(
     post, path = "/activate-account/", tag = "auth", request_body = ActivateBody,
     responses(
@@ -123,6 +130,10 @@ async fn do_login(gw: &Gateway, fwd: &Forward, body: LoginBody) -> ApiResult<Log
 }
 
 /// Log in. `guest@videoflix.com` (with any or no password) logs in as a new guest.
+///
+/// Only an activated account's e-mail with its password logs in: a wrong pair is a 400
+/// `credentials` (the same whether or not the e-mail exists), an inactive account a 400
+/// `account`.
 #[utoipa::path(
     post, path = "/login/", tag = "auth", request_body = LoginBody,
     responses(
@@ -163,6 +174,9 @@ pub(crate) async fn guest_login(
 }
 
 /// Obtain an access/refresh pair (SimpleJWT-compatible).
+///
+/// Only an activated account's e-mail with its password gets tokens (401 `credentials` as
+/// simplejwt answers, 400 for an inactive account).
 #[utoipa::path(
     post, path = "/jwt/", tag = "auth", request_body = JwtBody,
     responses(
@@ -290,6 +304,11 @@ pub(crate) async fn reset_password(
 }
 
 /// Set a new password with the e-mailed link; every session of the account is revoked.
+///
+/// Rules beyond what the schema states: only the `uid` and `token` of a reset link this server
+/// mailed, unexpired and unused, are accepted (400 `token`); the new password follows the
+/// registration rules (not numeric, not common, not similar to the e-mail) and
+/// `confirm_new_password` must equal it (400 naming the field).
 #[utoipa::path(
     post, path = "/new-password/", tag = "auth", request_body = NewPasswordBody,
     responses(

@@ -15,8 +15,8 @@ use crate::{
     call::{ApiJson, Forward},
     conditional::{Answer, Conditional},
     dto::{
-        CategorizedDto, ProgressBody, ProgressDto, StatusDto, UploadForm, VideoDto, VideoPageDto,
-        VideoWriteBody, genre_name, rfc3339,
+        CategorizedDto, GenreName, LanguageName, ProgressBody, ProgressDto, StatusDto, UploadForm,
+        VideoDto, VideoPageDto, VideoPatchBody, VideoWriteBody, genre_name, language_name, rfc3339,
     },
     pb,
 };
@@ -28,33 +28,53 @@ type ApiResult<T> = Result<T, ApiError>;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// `documentary`, `action`, `horror`, `drama` or `technic`.
+    /// Only this genre (`""`: any).
+    #[param(inline, value_type = Option<GenreName>)]
     genre: Option<String>,
-    /// `french`, `english` or `german`.
+    /// Only this language (`""`: any).
+    #[param(inline, value_type = Option<LanguageName>)]
     language: Option<String>,
-    /// Only videos uploaded by this user id.
+    /// Only videos uploaded by this user id (`0`: any).
+    #[param(value_type = Option<i64>, minimum = 0)]
     uploaded_by: Option<String>,
-    /// `true`: only the caller's favorites.
+    /// `true` (or `True`, `1`, `yes`): only the caller's favorites; `false`, `False`, `0`, `no`
+    /// or `""`: all.
+    #[param(inline, value_type = Option<Flag>)]
     is_favorite: Option<String>,
     /// Only videos uploaded at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    #[param(value_type = Option<String>, pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?)?\s*$")]
     uploaded_at: Option<String>,
     /// Only videos updated at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    #[param(value_type = Option<String>, pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?)?\s*$")]
     updated_at: Option<String>,
     /// Case-insensitive text in title or description.
     search: Option<String>,
-    /// `uploaded_at`, `-uploaded_at` (default), `updated_at` or `-updated_at`.
+    /// Sort order (default `-uploaded_at`).
+    #[param(inline, value_type = Option<OrderingName>)]
     ordering: Option<String>,
-    /// Page size (1–100): answer `{count, next, previous, results}` instead of an array.
+    /// Page size: answer `{count, next, previous, results}` instead of an array.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     page_size: Option<String>,
     /// Page number (with `page_size`), from 1.
+    #[param(value_type = Option<i64>, minimum = 1)]
     page: Option<String>,
 }
+
+crate::dto::string_choice!(
+    Flag: "A yes/no flag: `true`, `True`, `1`, `yes`; or `false`, `False`, `0`, `no`, `\"\"`.",
+    ["true", "True", "1", "yes", "false", "False", "0", "no", ""]
+);
+crate::dto::string_choice!(
+    OrderingName: "Sort order: `[-]uploaded_at` or `[-]updated_at` (`\"\"`: `-uploaded_at`).",
+    ["uploaded_at", "-uploaded_at", "updated_at", "-updated_at", ""]
+);
 
 /// Query of `GET /api/videos/recent_videos/`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RecentParams {
     /// A video id to leave out (the one being watched).
+    #[param(value_type = Option<i64>)]
     to_exclude_id: Option<String>,
 }
 
@@ -62,8 +82,9 @@ fn bad(field: &str, message: &str) -> ApiError {
     ApiError::field(field, message)
 }
 
+/// An integer parameter, exactly (present but empty, or padded, is not an integer).
 fn parse_i64(raw: Option<&str>, field: &str) -> ApiResult<Option<i64>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+    match raw {
         None => Ok(None),
         Some(s) => s
             .parse::<i64>()
@@ -73,9 +94,9 @@ fn parse_i64(raw: Option<&str>, field: &str) -> ApiResult<Option<i64>> {
 }
 
 fn parse_bool(raw: Option<&str>, field: &str) -> ApiResult<bool> {
-    match raw.map(|s| s.trim().to_lowercase()).as_deref() {
-        None | Some("" | "false" | "0" | "no") => Ok(false),
-        Some("true" | "1" | "yes") => Ok(true),
+    match raw {
+        None | Some("" | "false" | "False" | "0" | "no") => Ok(false),
+        Some("true" | "True" | "1" | "yes") => Ok(true),
         Some(_) => Err(bad(field, "Must be true or false.")),
     }
 }
@@ -97,15 +118,14 @@ fn parse_time(raw: Option<&str>, field: &str) -> ApiResult<Option<prost_types::T
     }))
 }
 
+/// A genre's exact wire name (as the original's choice field: `drama`, not `Drama`); empty is
+/// none.
 fn parse_genre(raw: Option<&str>) -> ApiResult<i32> {
-    let Some(s) = raw
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(s) = raw.filter(|s| !s.is_empty()) else {
         return Ok(pb::Genre::Unspecified as i32);
     };
     pb::Genre::from_str_name(&format!("GENRE_{}", s.to_uppercase()))
-        .filter(|g| *g != pb::Genre::Unspecified)
+        .filter(|g| *g != pb::Genre::Unspecified && genre_name(*g as i32).as_deref() == Some(s))
         .map(|g| g as i32)
         .ok_or_else(|| {
             bad(
@@ -118,15 +138,15 @@ fn parse_genre(raw: Option<&str>) -> ApiResult<i32> {
         })
 }
 
+/// A language's exact wire name; empty is none.
 fn parse_language(raw: Option<&str>) -> ApiResult<i32> {
-    let Some(s) = raw
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(s) = raw.filter(|s| !s.is_empty()) else {
         return Ok(pb::Language::Unspecified as i32);
     };
     pb::Language::from_str_name(&format!("LANGUAGE_{}", s.to_uppercase()))
-        .filter(|l| *l != pb::Language::Unspecified)
+        .filter(|l| {
+            *l != pb::Language::Unspecified && language_name(*l as i32).as_deref() == Some(s)
+        })
         .map(|l| l as i32)
         .ok_or_else(|| {
             bad(
@@ -340,7 +360,15 @@ where
 
 /// Fields of a write body: absent → None, null → "", string → itself.
 fn text_fields(body: &Map<String, Value>) -> ApiResult<Vec<(&'static str, Option<String>)>> {
-    ["title", "description", "author", "genre", "language"]
+    const FIELDS: [&str; 5] = ["title", "description", "author", "genre", "language"];
+    // A misspelt field must not be dropped silently.
+    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(bad(
+            unknown,
+            "Unknown field; writable: title, description, author, genre, language.",
+        ));
+    }
+    FIELDS
         .into_iter()
         .map(|field| match body.get(field) {
             None => Ok((field, None)),
@@ -418,6 +446,10 @@ fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMet
 /// Create a video (superusers): from metadata (JSON or form), or with its file as multipart
 /// (metadata fields first, then `video_file`; streamed to disk, probed, then transcoded in the
 /// background: the answer has status `pending`).
+///
+/// A rule beyond what the schema states: `video_file` must be a video FFmpeg can decode (a
+/// playable video stream, not a playlist or a still image); anything else is a 400
+/// `video_file`, checked by probing the uploaded bytes.
 #[utoipa::path(
     post, path = "/api/videos/", tag = "videos",
     request_body(content((VideoWriteBody = "application/json"), (UploadForm = "multipart/form-data"))),
@@ -699,7 +731,7 @@ pub(crate) async fn put_video(
 
 /// Change some of a video's metadata (superusers).
 #[utoipa::path(
-    patch, path = "/api/videos/{id}/", tag = "videos", request_body = VideoWriteBody,
+    patch, path = "/api/videos/{id}/", tag = "videos", request_body = VideoPatchBody,
     params(("id" = i64, Path, description = "Video id")),
     security(("token" = []), ("bearer" = [])),
     responses(

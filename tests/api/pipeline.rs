@@ -229,36 +229,7 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     }
     // A 360p source is not upscaled: it has one real rendition, and every legacy field names
     // it so a legacy player (the catalog's 1080p hero) always finds a file.
-    let renditions = video["renditions"].as_array().expect("renditions");
-    assert_eq!(renditions.len(), 1, "{video}");
-    assert_eq!(renditions[0]["name"], "360p");
-    assert_eq!(
-        (
-            renditions[0]["width"].as_i64(),
-            renditions[0]["height"].as_i64()
-        ),
-        (Some(640), Some(360))
-    );
-    assert!(
-        renditions[0]["bitrate"]
-            .as_i64()
-            .is_some_and(|b| b > 10_000),
-        "{video}"
-    );
-    assert!(
-        renditions[0]["hls"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("/hls/360p/index.m3u8")),
-        "{video}"
-    );
-    for field in [
-        "video_file_hd360",
-        "video_file_hd480",
-        "video_file_hd720",
-        "video_file_hd1080",
-    ] {
-        assert_eq!(video[field], renditions[0]["url"], "{field}: {video}");
-    }
+    every_legacy_field_names_the_one_360p_rendition(&video);
 
     // Range, HEAD, content types, CORS for a player on another origin.
     let mp4 = local(&app, video["video_file_hd360"].as_str().expect("url"));
@@ -803,4 +774,39 @@ async fn a_form_may_send_its_file_before_its_fields() {
         .map(Iterator::count)
         .unwrap_or(0);
     assert_eq!(left, 0);
+}
+
+/// A 360p source has one real rendition, a 640x360 MP4 with its playlist, and every legacy
+/// `video_file_hdNNN` field names it (so a legacy player always finds a file).
+pub(crate) fn every_legacy_field_names_the_one_360p_rendition(video: &Value) {
+    let renditions = video["renditions"].as_array().expect("renditions");
+    assert_eq!(renditions.len(), 1, "{video}");
+    assert_eq!(renditions[0]["name"], "360p");
+    assert_eq!(
+        (
+            renditions[0]["width"].as_i64(),
+            renditions[0]["height"].as_i64()
+        ),
+        (Some(640), Some(360))
+    );
+    assert!(
+        renditions[0]["bitrate"]
+            .as_i64()
+            .is_some_and(|b| b > 10_000),
+        "{video}"
+    );
+    assert!(
+        renditions[0]["hls"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/hls/360p/index.m3u8")),
+        "{video}"
+    );
+    for field in [
+        "video_file_hd360",
+        "video_file_hd480",
+        "video_file_hd720",
+        "video_file_hd1080",
+    ] {
+        assert_eq!(video[field], renditions[0]["url"], "{field}: {video}");
+    }
 }

@@ -17,7 +17,7 @@ log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
-log "cargo test"
-cargo test --locked --workspace "$@"
 log "schemathesis: the REST API against its OpenAPI document"
 scripts/schemathesis.sh
+log "cargo test"
+cargo test --locked --workspace "$@"

@@ -119,7 +119,9 @@ fn normalize_path(mut request: Request<Body>) -> Request<Body> {
                        `Authorization: Token <access>` or `Authorization: Bearer <access>`; the \
                        access token comes from `POST /login/` (`token`) or `POST /jwt/` (`access`).\n\n\
                        Errors: `{\"type\": [...], \"message\": [...], \"fields\": {...}}` with \
-                       400/401/403/404/409/429 (429 carries `Retry-After`).",
+                       400/401/403/404/413/415/429/503 (429 carries `Retry-After`); every \
+                       operation lists the ones it can answer. The legacy account paths answer \
+                       client errors with 400, as the original did.",
         license(name = "MIT", identifier = "MIT"),
         version = "1.0.0"
     ),

@@ -109,9 +109,14 @@ pub struct Settings {
     #[arg(long, env = "THROTTLE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub throttle_enabled: bool,
 
-    /// Failed logins allowed per account.
+    /// Login attempts allowed per account from one client address.
     #[arg(long, env = "THROTTLE_LOGIN_ACCOUNT", default_value = "5/min")]
     pub throttle_login_account: Rate,
+
+    /// Failed logins per account from all addresses before addresses that failed on it wait
+    /// (an address that has not failed, such as the owner's, still gets its attempt).
+    #[arg(long, env = "THROTTLE_LOGIN_ACCOUNT_ALL", default_value = "100/hour")]
+    pub throttle_login_account_all: Rate,
 
     /// Failed logins allowed per client address.
     #[arg(long, env = "THROTTLE_LOGIN_ADDRESS", default_value = "20/min")]

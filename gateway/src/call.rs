@@ -25,13 +25,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Forward {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self {
             authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
-            forwarded_for: parts.headers.get("x-forwarded-for").cloned(),
+            // Every line, in order (a proxy may add a line of its own), as one value.
+            forwarded_for: joined(parts.headers.get_all("x-forwarded-for")),
             peer: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| *addr),
         })
     }
+}
+
+fn joined(lines: axum::http::header::GetAll<'_, HeaderValue>) -> Option<HeaderValue> {
+    let parts: Vec<&str> = lines.iter().filter_map(|v| v.to_str().ok()).collect();
+    if parts.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&parts.join(", ")).ok()
 }
 
 impl Forward {

@@ -44,15 +44,23 @@ pub async fn caller<T>(
 }
 
 /// The client's address: the peer, or, when a proxy is trusted, the right-most
-/// `X-Forwarded-For` entry — the one our proxy appended. Entries to its left come from the
-/// client and can be forged.
+/// `X-Forwarded-For` entry across all its header lines — the one our proxy appended (HAProxy's
+/// `option forwardfor` adds a line of its own). Entries to its left come from the client and
+/// can be forged.
 pub fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
     let forwarded = trust_proxy
-        .then(|| request.metadata().get("x-forwarded-for"))
+        .then(|| {
+            request
+                .metadata()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|line| line.split(','))
+                .map(str::trim)
+                .rfind(|entry| !entry.is_empty())
+        })
         .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        .and_then(|ip| ip.parse::<IpAddr>().ok());
     ClientInfo {
         ip: forwarded.or_else(|| request.remote_addr().map(|a| a.ip())),
     }
@@ -75,6 +83,19 @@ mod tests {
         assert_eq!(bearer(&md("Bearer abc")).ok(), Some("abc"));
         assert_eq!(bearer(&md("Token abc")).ok(), Some("abc"));
         assert_eq!(bearer(&md("token  abc ")).ok(), Some("abc"));
+    }
+
+    #[test]
+    fn the_right_most_forwarded_entry_of_all_lines_is_the_client() {
+        let mut request = tonic::Request::new(());
+        let md = request.metadata_mut();
+        md.append(
+            "x-forwarded-for",
+            "6.6.6.6, 7.7.7.7".parse().expect("ascii"),
+        );
+        md.append("x-forwarded-for", "10.1.1.1".parse().expect("ascii"));
+        assert_eq!(client(&request, true).ip, Some(IpAddr::from([10, 1, 1, 1])));
+        assert_eq!(client(&request, false).ip, None, "untrusted: the peer only");
     }
 
     #[test]

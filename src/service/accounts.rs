@@ -59,16 +59,39 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// This client in per-address limits: its IPv4 address, or its IPv6 /64 (one subscriber's
+    /// network: a client there can pick from endless addresses).
+    pub fn key(&self) -> String {
+        match self.ip {
+            None => "unknown".to_owned(),
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+
     fn ip_key(&self) -> String {
-        self.ip
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        self.key()
     }
 }
+
+/// How long an address that failed a login on an account counts as failing there: one
+/// failure per 15 minutes.
+const FAILED_HERE: Rate = Rate {
+    limit: 1,
+    period: std::time::Duration::from_secs(900),
+};
 
 /// Limits the account flows apply.
 #[derive(Clone, Copy, Debug)]
 struct Limits {
     login_account: Rate,
+    login_account_all: Rate,
     login_address: Rate,
     register: Rate,
     mail: Rate,
@@ -114,6 +137,7 @@ impl Accounts {
             limiter,
             limits: Limits {
                 login_account: settings.throttle_login_account,
+                login_account_all: settings.throttle_login_account_all,
                 login_address: settings.throttle_login_address,
                 register: settings.throttle_register,
                 mail: settings.throttle_mail,
@@ -265,10 +289,27 @@ impl Accounts {
         if password.is_empty() {
             return Err(AppError::field("password", "This field may not be blank."));
         }
-        let account_key = format!("login:acct:{email}");
-        let address_key = format!("login:ip:{}", client.ip_key());
-        // Every attempt is counted *before* the (slow) password check, so a burst of parallel
-        // guesses cannot all slip past the limit; a success clears the account's count.
+        let ip = client.ip_key();
+        // Attempts count per account *and address*, and per address, so nobody elsewhere can
+        // lock an account's owner out. They are counted *before* the (slow) password check, so a
+        // burst of parallel guesses cannot all slip past the limit; a success clears the count.
+        let account_key = format!("login:acct:{email}:ip:{ip}");
+        let address_key = format!("login:ip:{ip}");
+        // Guessing one account from many addresses: once the account's failures from everywhere
+        // are over their limit, an address that has failed on it recently waits, while one that
+        // has not (its owner) still gets its attempt.
+        let failures_key = format!("login:acct-failures:{email}");
+        let failed_here_key = format!("login:acct-failed:{email}:ip:{ip}");
+        if self
+            .limiter
+            .check(&failures_key, self.limits.login_account_all, Mode::Peek)
+            .await
+            .is_err()
+        {
+            self.limiter
+                .check(&failed_here_key, FAILED_HERE, Mode::Peek)
+                .await?;
+        }
         self.limit_both(
             (&account_key, self.limits.login_account),
             (&address_key, self.limits.login_address),
@@ -287,6 +328,15 @@ impl Accounts {
             _ => {
                 // The error never says which part was wrong.
                 tracing::info!("failed login");
+                // Bookkeeping only: the attempt was already limited above.
+                let _ = self
+                    .limiter
+                    .check(&failures_key, self.limits.login_account_all, Mode::Consume)
+                    .await;
+                let _ = self
+                    .limiter
+                    .check(&failed_here_key, FAILED_HERE, Mode::Consume)
+                    .await;
                 return Err(AppError::InvalidCredentials);
             }
         };
@@ -294,6 +344,7 @@ impl Accounts {
             return Err(AppError::AccountInactive);
         }
         self.limiter.reset(&account_key).await;
+        self.limiter.reset(&failed_here_key).await;
         let ttl = if remember_me {
             self.remember_me_ttl
         } else {
@@ -646,4 +697,25 @@ fn random_suffix() -> String {
     (0..6)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_v4_mapped_ones_by_v4() {
+        let key = |ip: &str| {
+            ClientInfo {
+                ip: ip.parse().ok(),
+            }
+            .key()
+        };
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(ClientInfo { ip: None }.key(), "unknown");
+    }
 }

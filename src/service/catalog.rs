@@ -128,9 +128,7 @@ impl Catalog {
 
     /// Throttles an anonymous (or unauthenticated) call by address.
     pub async fn throttle_anonymous(&self, client: ClientInfo) -> AppResult<()> {
-        let ip = client
-            .ip
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let ip = client.key();
         self.limiter
             .check(&format!("video:anon:{ip}"), self.limits.anon, Mode::Consume)
             .await

@@ -333,6 +333,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
             dir.path().join("outbox").display().to_string(),
         ),
         ("--throttle-login-account".into(), "1000/min".into()),
+        ("--throttle-login-account-all".into(), "1000/min".into()),
         ("--throttle-login-address".into(), "1000/min".into()),
         ("--throttle-register".into(), "1000/min".into()),
         ("--throttle-mail".into(), "1000/min".into()),

@@ -230,3 +230,117 @@ async fn the_default_limits_throttle_a_brute_force_attack() {
     }
     assert_eq!(statuses, vec![400, 400, 400, 400, 400, 429, 429]);
 }
+
+/// A REST client whose connections come from `source` (any 127.0.0.0/8 address reaches the
+/// server on 127.0.0.1).
+fn client_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .expect("client")
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn an_attacker_elsewhere_cannot_lock_the_owner_out(#[case] backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        with(&[
+            ("--throttle-login-account", "5/min"),
+            ("--throttle-login-account-all", "6/hour"),
+        ]),
+    )
+    .await;
+    app.active_user("owner@example.com", PASSWORD).await;
+    let login = |client: reqwest::Client, password: &'static str| {
+        let url = format!("{}/login/", app.base);
+        async move {
+            client
+                .post(url)
+                .json(&json!({"email": "owner@example.com", "password": password}))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        }
+    };
+    // The attacker on 127.0.0.2 guesses until it is throttled (5/min per account and address).
+    let attacker = client_from([127, 0, 0, 2]);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(login(attacker.clone(), "Guess-123456").await);
+    }
+    assert_eq!(statuses, vec![400, 400, 400, 400, 400, 429, 429]);
+    // The owner on 127.0.0.3 gets in at once, on the web path and the SimpleJWT one.
+    let owner = client_from([127, 0, 0, 3]);
+    assert_eq!(login(owner.clone(), PASSWORD).await, 200);
+    let jwt = owner
+        .post(format!("{}/jwt/", app.base))
+        .json(&json!({"email": "owner@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("jwt");
+    assert_eq!(jwt.status(), 200);
+    // Guessing from many addresses: past the account's limit (6 failures from anywhere), an
+    // address that failed waits; a fresh one (the owner's) still logs in.
+    let second = client_from([127, 0, 0, 4]);
+    assert_eq!(login(second.clone(), "Guess-654321").await, 400);
+    assert_eq!(login(second, "Guess-654321").await, 429);
+    assert_eq!(login(client_from([127, 0, 0, 5]), PASSWORD).await, 200);
+}
+
+#[rstest]
+#[case::rest(true)]
+#[case::grpc(false)]
+#[tokio::test]
+async fn a_forged_first_forwarded_for_line_does_not_dodge_the_address_limit(#[case] rest: bool) {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        with(&[
+            ("--trust-proxy-headers", ""),
+            ("--throttle-login-address", "2/min"),
+        ]),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        // The client forges a first line; the proxy (HAProxy `option forwardfor`) adds its own.
+        let forged = format!("6.6.6.{i}");
+        let email = format!("nobody{i}@example.com");
+        let status = if rest {
+            app.http
+                .post(format!("{}/login/", app.base))
+                .header("x-forwarded-for", &forged)
+                .header("x-forwarded-for", "10.1.1.1")
+                .json(&json!({"email": email, "password": "Guess-123456"}))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        } else {
+            let mut request = tonic::Request::new(pb::LoginRequest {
+                email,
+                password: "Guess-123456".to_owned(),
+                remember_me: false,
+            });
+            let metadata = request.metadata_mut();
+            metadata.append("x-forwarded-for", forged.parse().expect("ascii"));
+            metadata.append("x-forwarded-for", "10.1.1.1".parse().expect("ascii"));
+            match app.auth_client().await.login(request).await {
+                Ok(_) => 200,
+                Err(status) if status.code() == Code::ResourceExhausted => 429,
+                Err(_) => 400,
+            }
+        };
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        vec![400, 400, 429],
+        "the proxy's entry is the client"
+    );
+}

@@ -124,13 +124,23 @@ impl VideoGrpc {
             id: r.id,
             genre: genre_pb(r.genre()) as i32,
             language: language_pb(r.language()) as i32,
-            uploaded_by: r.uploaded_by.map(|id| pb::User {
-                id,
-                email: r.uploader_email.clone().unwrap_or_default(),
-                phone: r.uploader_phone.clone().unwrap_or_default(),
-                address: r.uploader_address.clone().unwrap_or_default(),
-                is_guest: false,
-                is_superuser: false,
+            // Personal data of the uploader only for superusers; others see who, not how to
+            // reach them.
+            uploaded_by: r.uploaded_by.map(|id| {
+                let contact = |field: &Option<String>| {
+                    view.uploader_contact
+                        .then(|| field.clone())
+                        .flatten()
+                        .unwrap_or_default()
+                };
+                pb::User {
+                    id,
+                    email: contact(&r.uploader_email),
+                    phone: contact(&r.uploader_phone),
+                    address: contact(&r.uploader_address),
+                    is_guest: false,
+                    is_superuser: false,
+                }
             }),
             uploaded_at: Some(timestamp_pb(r.uploaded_at)),
             updated_at: Some(timestamp_pb(r.updated_at)),

@@ -35,6 +35,9 @@ pub struct VideoView {
     pub is_favorite: bool,
     /// The caller's position in seconds.
     pub progress: f64,
+    /// Whether the caller may see the uploader's e-mail, phone and address (superusers only:
+    /// viewers, guests included, see the uploader's id).
+    pub uploader_contact: bool,
 }
 
 /// A page of a list.
@@ -227,7 +230,7 @@ impl Catalog {
             None => self.state(caller).await?,
         };
         Ok(ListPage {
-            videos: overlay(videos, state),
+            videos: overlay(videos, state, caller),
             next,
             total: page.total,
         })
@@ -315,6 +318,7 @@ impl Catalog {
             record: Arc::new(record),
             is_favorite: false,
             progress: 0.0,
+            uploader_contact: caller.user.is_superuser,
         })
     }
 
@@ -438,7 +442,7 @@ impl Catalog {
         caller: &Caller,
         records: Vec<Arc<VideoRecord>>,
     ) -> AppResult<Vec<VideoView>> {
-        Ok(overlay(records, self.state(caller).await?))
+        Ok(overlay(records, self.state(caller).await?, caller))
     }
 
     /// The caller's favorites and progress (cached in the caller's own scope).
@@ -452,7 +456,7 @@ impl Catalog {
     }
 }
 
-fn overlay(records: Vec<Arc<VideoRecord>>, state: UserState) -> Vec<VideoView> {
+fn overlay(records: Vec<Arc<VideoRecord>>, state: UserState, caller: &Caller) -> Vec<VideoView> {
     let favorites: HashSet<i64> = state.favorites.into_iter().collect();
     let progress: HashMap<i64, f64> = state.progress.into_iter().collect();
     records
@@ -460,6 +464,7 @@ fn overlay(records: Vec<Arc<VideoRecord>>, state: UserState) -> Vec<VideoView> {
         .map(|record| VideoView {
             is_favorite: favorites.contains(&record.id),
             progress: progress.get(&record.id).copied().unwrap_or(0.0),
+            uploader_contact: caller.user.is_superuser,
             record,
         })
         .collect()

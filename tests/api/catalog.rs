@@ -130,7 +130,9 @@ async fn the_catalog_lists_filters_searches_orders_and_pages(#[case] backend: Ba
     assert_eq!(first["genre"], Value::Null);
     assert_eq!(first["status"], "pending");
     assert_eq!(first["video_file"], "");
-    assert_eq!(first["uploaded_by"]["email"], "admin@example.com");
+    // A viewer sees who uploaded it, not their e-mail.
+    assert!(first["uploaded_by"]["id"].is_i64());
+    assert_eq!(first["uploaded_by"]["email"], "");
     assert!(
         chrono::DateTime::parse_from_rfc3339(first["uploaded_at"].as_str().expect("ts")).is_ok()
     );
@@ -814,6 +816,80 @@ async fn video_endpoints_are_throttled_per_user_and_per_address(#[case] backend:
     app.call(Method::GET, "/api/videos/", None, None)
         .await
         .expect_error(429, "throttled");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn viewers_see_who_uploaded_a_video_but_not_their_personal_data(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app).await;
+    app.call(
+        Method::PATCH,
+        "/api/me/",
+        Some(json!({"phone": "+49 30 1234", "address": "Main St 1"})),
+        Some(&admin),
+    )
+    .await
+    .expect(200);
+    let video = create(&app, &admin, json!({"title": "Mine"})).await;
+    let id = video["id"].as_i64().expect("id");
+    let admin_id = video["uploaded_by"]["id"].clone();
+    assert_eq!(video["uploaded_by"]["email"], "admin@example.com");
+
+    let guest = guest_token(&app).await;
+    for path in [
+        format!("/api/videos/{id}/"),
+        "/api/videos/".to_owned(),
+        "/api/videos/recent_videos/".to_owned(),
+    ] {
+        let body = app.get_auth(&path, &guest).await.expect(200).body;
+        let text = body.to_string();
+        assert!(
+            !text.contains("admin@example.com")
+                && !text.contains("1234")
+                && !text.contains("Main St"),
+            "{path}: {text}"
+        );
+        let shown = if body.is_array() {
+            body[0].clone()
+        } else {
+            body
+        };
+        assert_eq!(shown["uploaded_by"]["id"], admin_id, "{path}");
+    }
+    let mut client = app.video_client().await;
+    let grpc = client
+        .get_video(authed(
+            pb::GetVideoRequest {
+                id,
+                if_none_match: String::new(),
+            },
+            &guest,
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .video
+        .and_then(|v| v.uploaded_by)
+        .expect("uploader");
+    assert_eq!(
+        (
+            grpc.email.as_str(),
+            grpc.phone.as_str(),
+            grpc.address.as_str()
+        ),
+        ("", "", "")
+    );
+    // A superuser still sees them (and the cache keeps viewers' and admins' answers apart).
+    let seen = app
+        .get_auth(&format!("/api/videos/{id}/"), &admin)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(seen["uploaded_by"]["email"], "admin@example.com");
+    assert_eq!(seen["uploaded_by"]["phone"], "+49 30 1234");
 }
 
 #[rstest]

@@ -333,6 +333,22 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     assert_eq!(sprite.status(), 200);
     assert_eq!(sprite.headers()["content-type"], "image/jpeg");
 
+    // A folder under a valid signature is not a file: 404 for GET and HEAD alike.
+    let folder = master_url
+        .rsplit_once("/master.m3u8")
+        .map(|(hls, _)| hls.to_owned())
+        .expect("the hls folder");
+    assert!(folder.ends_with("/hls"), "{folder}");
+    for method in [Method::GET, Method::HEAD] {
+        let response = app
+            .http
+            .request(method.clone(), &folder)
+            .send()
+            .await
+            .expect("folder");
+        assert_eq!(response.status(), 404, "{method} {folder}");
+    }
+
     // Tampered, moved and expired URLs are refused.
     let tampered = mp4.replacen("/media/", "/media/1", 1);
     assert_eq!(

@@ -18,6 +18,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://data/videoflix.db?mode=rwc"
     )]
     pub database_url: String,
@@ -125,6 +126,10 @@ pub struct Settings {
     /// Registrations allowed per client address.
     #[arg(long, env = "THROTTLE_REGISTER", default_value = "10/hour")]
     pub throttle_register: Rate,
+
+    /// Refresh-token rotations (`/jwt/refresh/`, RefreshToken) allowed per client address.
+    #[arg(long, env = "THROTTLE_REFRESH", default_value = "30/min")]
+    pub throttle_refresh: Rate,
 
     /// Activation and reset mails allowed per client address and per account.
     #[arg(long, env = "THROTTLE_MAIL", default_value = "5/hour")]

@@ -27,7 +27,7 @@ use crate::{
 /// Assembles the application router.
 pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
     let in_process = BoxCloneSyncService::new(grpc.clone());
-    let rest = videoflix_gateway::rest(in_process);
+    let rest = videoflix_gateway::rest(in_process, settings.public_url.as_str());
     let grpc_web = tonic_web::GrpcWebLayer::new().layer(grpc);
     let steer = tower::service_fn(move |mut request: Request| {
         let grpc_web = grpc_web.clone();
@@ -233,7 +233,7 @@ fn cors(settings: &Settings) -> anyhow::Result<CorsLayer> {
 /// One log line per request: method, path, status (and gRPC status), latency.
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let grpc = is_grpc(&request);
     let started = Instant::now();
     let response = next.run(request).await;
@@ -253,6 +253,18 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// A request path fit for the log: a signed media URL grants access for hours, so its expiry
+/// and signature are left out (`/media/…/videos/1/…`).
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/media/") {
+        Some(rest) => {
+            let stored = rest.splitn(3, '/').nth(2).unwrap_or_default();
+            format!("/media/…/{stored}")
+        }
+        None => path.to_owned(),
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -306,4 +318,19 @@ async fn readyz(State(services): State<Services>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn media_paths_are_logged_without_their_signature() {
+        assert_eq!(
+            loggable_path("/media/1796169600/0KrgwtoHrCdUyh4AhOSTPw/videos/1/g/360p.mp4"),
+            "/media/…/videos/1/g/360p.mp4"
+        );
+        assert_eq!(loggable_path("/api/videos/"), "/api/videos/");
+        assert_eq!(loggable_path("/media/x"), "/media/…/");
+    }
 }

@@ -15,6 +15,7 @@ const THROTTLED: &[&str] = &[
     "/register/",
     "/login/",
     "/jwt/",
+    "/jwt/refresh/",
     "/guest-login/",
     "/resend-activation/",
     "/reset-password/",

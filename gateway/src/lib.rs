@@ -44,11 +44,14 @@ pub type RestService = MapRequest<Router, fn(Request<Body>) -> Request<Body>>;
 pub(crate) struct Gateway {
     grpc: GrpcService,
     renders: conditional::Renders,
+    /// This server's public base URL without its trailing slash (`PUBLIC_URL`): absolute links
+    /// the API answers (DRF's `next`/`previous`) start with it, never with a client's `Host`.
+    public_base: std::sync::Arc<str>,
 }
 
 /// The REST API, its OpenAPI document (`/openapi.json`), Swagger UI (`/swagger/`) and Redoc
-/// (`/redoc/`), calling `grpc` for every operation.
-pub fn rest(grpc: GrpcService) -> RestService {
+/// (`/redoc/`), calling `grpc` for every operation; absolute links start at `public_url`.
+pub fn rest(grpc: GrpcService, public_url: &str) -> RestService {
     let (api, mut openapi) = routes::router().split_for_parts();
     contract::complete(&mut openapi);
     let router = api
@@ -58,6 +61,7 @@ pub fn rest(grpc: GrpcService) -> RestService {
         .with_state(Gateway {
             grpc,
             renders: conditional::Renders::new(),
+            public_base: public_url.trim_end_matches('/').into(),
         });
     // Video uploads stream through without axum's body limit (the service enforces
     // UPLOAD_MAX_BYTES as the bytes arrive); every other body keeps the default limit.

@@ -128,9 +128,10 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::RefreshTokenRequest>,
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        let client = client(&request, self.trust_proxy);
         let tokens = self
             .accounts
-            .refresh(&request.into_inner().refresh_token)
+            .refresh(client, &request.into_inner().refresh_token)
             .await?;
         Ok(Response::new(pb::RefreshTokenResponse {
             tokens: Some(tokens_pb(tokens)),

@@ -77,6 +77,13 @@ impl MediaSigner {
         path: &'a str,
         now: u64,
     ) -> Result<&'a str, MediaUrlError> {
+        // One canonical form per URL: digits only, no sign, no leading zero.
+        let canonical = !expires.is_empty()
+            && expires.bytes().all(|b| b.is_ascii_digit())
+            && (expires == "0" || !expires.starts_with('0'));
+        if !canonical {
+            return Err(MediaUrlError::Invalid);
+        }
         let expires: u64 = expires.parse().map_err(|_| MediaUrlError::Invalid)?;
         let scope = scope(path).ok_or(MediaUrlError::Invalid)?;
         let given = URL_SAFE_NO_PAD
@@ -132,6 +139,30 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn the_expiry_has_one_canonical_form() {
+        let signer = MediaSigner::new("k");
+        let signed = signer.sign("videos/1/g/a.mp4", 2_000).expect("signed");
+        let mut parts = signed.splitn(3, '/');
+        let (expires, signature, path) = (
+            parts.next().expect("expires"),
+            parts.next().expect("signature"),
+            parts.next().expect("path"),
+        );
+        assert_eq!(signer.verify(expires, signature, path, 1_000), Ok(path));
+        for other in [
+            format!("+{expires}"),
+            format!("0{expires}"),
+            format!("{expires} "),
+        ] {
+            assert_eq!(
+                signer.verify(&other, signature, path, 1_000),
+                Err(MediaUrlError::Invalid),
+                "{other:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_signed_folder_serves_every_file_in_it_until_expiry() {

@@ -94,6 +94,7 @@ struct Limits {
     login_account_all: Rate,
     login_address: Rate,
     register: Rate,
+    refresh: Rate,
     mail: Rate,
     guest: Rate,
 }
@@ -140,6 +141,7 @@ impl Accounts {
                 login_account_all: settings.throttle_login_account_all,
                 login_address: settings.throttle_login_address,
                 register: settings.throttle_register,
+                refresh: settings.throttle_refresh,
                 mail: settings.throttle_mail,
                 guest: settings.throttle_anon,
             },
@@ -430,11 +432,22 @@ impl Accounts {
 
     /// Rotates a refresh token. A reused token revokes its session.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, refresh_token: &str) -> AppResult<IssuedTokens> {
+    pub async fn refresh(
+        &self,
+        client: ClientInfo,
+        refresh_token: &str,
+    ) -> AppResult<IssuedTokens> {
         let refresh_token = refresh_token.trim();
         if refresh_token.is_empty() {
             return Err(AppError::field("refresh", "This field may not be blank."));
         }
+        self.limiter
+            .check(
+                &format!("refresh:ip:{}", client.key()),
+                self.limits.refresh,
+                Mode::Consume,
+            )
+            .await?;
         let next = new_refresh_token();
         match self
             .store

@@ -219,6 +219,22 @@ async fn the_catalog_lists_filters_searches_orders_and_pages(#[case] backend: Ba
             .contains("page=2")
     );
     assert_eq!(page1.body["results"].as_array().map(Vec::len), Some(4));
+    // Links start at PUBLIC_URL, whatever Host the client sends.
+    let spoofed = app
+        .http
+        .get(format!("{}/api/videos/?page_size=4", app.base))
+        .header("host", "evil.example")
+        .header("authorization", format!("Token {user}"))
+        .send()
+        .await
+        .expect("page")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(
+        spoofed["next"], "http://127.0.0.1/api/videos/?page_size=4&page=2",
+        "{spoofed}"
+    );
     let page2 = get("page_size=4&page=2").await.expect(200);
     assert_eq!(page2.body["next"], Value::Null);
     assert!(

@@ -68,6 +68,31 @@ fn help_lists_every_setting_with_its_variable() {
     }
 }
 
+#[test]
+fn help_never_prints_the_credentials_in_the_environment() {
+    let output = videoflix()
+        .args(["serve", "--help"])
+        .env(
+            "DATABASE_URL",
+            "postgres://app:db-pass-123@db.internal/videoflix",
+        )
+        .env("REDIS_URL", "redis://:redis-pass-456@cache.internal:6379/")
+        .env("SMTP_URL", "smtp://mailer:smtp-pass-789@mail.internal:587")
+        .env("JWT_SECRET", "jwt-secret-0123456789abcdef0123456789")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for secret in [
+        "db-pass-123",
+        "redis-pass-456",
+        "smtp-pass-789",
+        "jwt-secret-0123",
+    ] {
+        assert!(!help.contains(secret), "--help prints {secret}");
+    }
+}
+
 #[tokio::test]
 async fn createsuperuser_makes_an_admin_who_can_log_in() {
     let app = spawn_app(Backend::Embedded).await;

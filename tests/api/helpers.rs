@@ -336,6 +336,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         ("--throttle-login-account-all".into(), "1000/min".into()),
         ("--throttle-login-address".into(), "1000/min".into()),
         ("--throttle-register".into(), "1000/min".into()),
+        ("--throttle-refresh".into(), "1000/min".into()),
         ("--throttle-mail".into(), "1000/min".into()),
         ("--throttle-anon".into(), "1000/min".into()),
         ("--hash-concurrency".into(), "2".into()),

@@ -344,3 +344,16 @@ async fn a_forged_first_forwarded_for_line_does_not_dodge_the_address_limit(#[ca
         "the proxy's entry is the client"
     );
 }
+
+#[tokio::test]
+async fn refresh_token_guesses_are_throttled_per_address() {
+    let app = spawn_app_with(Backend::Embedded, with(&[("--throttle-refresh", "2/min")])).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let reply = app
+            .post("/jwt/refresh/", json!({"refresh": format!("guess-{i}")}))
+            .await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+}

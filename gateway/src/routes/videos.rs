@@ -172,17 +172,10 @@ fn video_id(raw: &str) -> ApiResult<i64> {
     Ok(id)
 }
 
-/// Absolute URL of this request with `page` replaced (DRF's `next`/`previous`).
-fn page_url(headers: &HeaderMap, uri: &Uri, page: i64) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
+/// Absolute URL of this request under `base` (PUBLIC_URL) with `page` replaced (DRF's
+/// `next`/`previous`). The client's `Host` header is never used: `Host: evil.example` must not
+/// make the links point elsewhere.
+fn page_url(base: &str, uri: &Uri, page: i64) -> String {
     let mut pairs: Vec<(String, String)> = uri
         .query()
         .map(|q| {
@@ -195,7 +188,7 @@ fn page_url(headers: &HeaderMap, uri: &Uri, page: i64) -> String {
         .unwrap_or_default();
     pairs.push(("page".to_owned(), page.to_string()));
     let query: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{scheme}://{host}{}?{}", uri.path(), query.join("&"))
+    format!("{base}{}?{}", uri.path(), query.join("&"))
 }
 
 /// List the catalog: filters, search, ordering; an array, or a page with `page_size`.
@@ -273,8 +266,8 @@ pub(crate) async fn list_videos(
             let last_page = (r.total_size + size - 1) / size;
             let dto = VideoPageDto {
                 count: r.total_size,
-                next: (page < last_page).then(|| page_url(&headers, &uri, page + 1)),
-                previous: (page > 1).then(|| page_url(&headers, &uri, page - 1)),
+                next: (page < last_page).then(|| page_url(&gw.public_base, &uri, page + 1)),
+                previous: (page > 1).then(|| page_url(&gw.public_base, &uri, page - 1)),
                 results: r.videos.into_iter().map(VideoDto::from).collect(),
             };
             Ok(read.respond(Answer::Fresh(r.etag, dto)))

@@ -167,6 +167,11 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
+    /// Milliseconds a SQLite statement waits for another writer before the request answers
+    /// 503 (retry later).
+    #[arg(long, env = "DATABASE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub database_busy_timeout_ms: u64,
+
     /// Largest accepted upload in bytes (default 4 GiB).
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 4 << 30)]
     pub upload_max_bytes: u64,

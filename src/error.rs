@@ -88,9 +88,37 @@ impl From<sqlx::Error> for AppError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::Unavailable(format!("database: {e}"))
             }
+            sqlx::Error::Database(ref db) if is_busy(db.as_ref()) => {
+                Self::Unavailable(format!("database busy: {e}"))
+            }
             other => Self::Internal(anyhow::Error::new(other).context("database query")),
         }
     }
+}
+
+/// Whether a database error means "busy, try again": SQLite's BUSY and LOCKED (with their
+/// extended codes), PostgreSQL's lock_not_available, too_many_connections, admin_shutdown and
+/// cannot_connect_now.
+fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = error.code();
+    if error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        postgres_busy(code.as_deref())
+    } else {
+        sqlite_busy(code.as_deref())
+    }
+}
+
+fn sqlite_busy(code: Option<&str>) -> bool {
+    // The primary result code is the low byte of an extended one.
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+fn postgres_busy(code: Option<&str>) -> bool {
+    matches!(code, Some("55P03" | "53300" | "57P01" | "57P03"))
 }
 
 /// The frontend's error category (`{"type": [...]}`) of a request field: the legacy categories
@@ -209,6 +237,7 @@ impl From<AppError> for tonic::Status {
             ),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
                 (
                     Code::Unavailable,
                     "The service is temporarily unavailable. Please try again.".into(),
@@ -251,6 +280,23 @@ mod tests {
         assert_eq!(bad.field_violations[0].field, "email");
         let info = details.error_info().expect("error info");
         assert_eq!(info.metadata.get("type").map(String::as_str), Some("email"));
+    }
+
+    #[test]
+    fn busy_databases_are_told_apart_from_other_failures() {
+        for busy in ["5", "6", "261", "517", "262"] {
+            assert!(sqlite_busy(Some(busy)), "{busy}");
+        }
+        for other in ["19", "2067", "1", "11"] {
+            assert!(!sqlite_busy(Some(other)), "{other}");
+        }
+        for busy in ["55P03", "53300", "57P01", "57P03"] {
+            assert!(postgres_busy(Some(busy)), "{busy}");
+        }
+        for other in ["23505", "42P01", "5"] {
+            assert!(!postgres_busy(Some(other)), "{other}");
+        }
+        assert!(!sqlite_busy(None) && !postgres_busy(None));
     }
 
     #[test]

@@ -44,8 +44,12 @@ impl Services {
     /// Connects every backend (and migrates the database when `migrate` is set).
     pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Self> {
         settings.validate()?;
-        let store =
-            Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        let store = Store::connect(
+            &settings.database_url,
+            settings.database_max_connections,
+            std::time::Duration::from_millis(settings.database_busy_timeout_ms),
+        )
+        .await?;
         if migrate {
             store.migrate().await.context("applying migrations")?;
         }

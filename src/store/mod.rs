@@ -145,8 +145,14 @@ const USER_COLUMNS: &str = "id, email, password_hash, is_active, is_superuser, i
                             address, created_at, last_login";
 
 impl Store {
-    /// Connects to `database_url` (creating the SQLite file and its folder when needed).
-    pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    /// Connects to `database_url` (creating the SQLite file and its folder when needed). A
+    /// SQLite statement waits at most `busy_timeout` for another writer, then fails as
+    /// UNAVAILABLE (503, retry), not as an internal error.
+    pub async fn connect(
+        database_url: &str,
+        max_connections: u32,
+        busy_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let backend = if database_url.starts_with("postgres") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -161,7 +167,7 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true);
             if let Some(parent) = Path::new(options.get_filename()).parent()
                 && !parent.as_os_str().is_empty()

@@ -396,3 +396,46 @@ async fn nothing_the_docs_pages_load_references_another_host() {
         "{init}"
     );
 }
+
+#[tokio::test]
+async fn a_busy_sqlite_database_answers_503_with_retry_after_not_500() {
+    let app = crate::helpers::spawn_app_with(
+        Backend::Embedded,
+        crate::helpers::with(&[("--database-busy-timeout-ms", "200")]),
+    )
+    .await;
+    // Another program holds the write lock (as a long migration or a backup would).
+    use sqlx::Connection as _;
+    let mut holder = sqlx::SqliteConnection::connect(&app.settings.database_url)
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let register = || {
+        app.post(
+            "/register/",
+            serde_json::json!({"email": "busy@example.com", "password": crate::helpers::PASSWORD,
+                               "confirm_password": crate::helpers::PASSWORD}),
+        )
+    };
+    let started = std::time::Instant::now();
+    let busy = register().await;
+    assert_eq!(busy.status, 503, "{}", busy.text);
+    assert_eq!(busy.body["type"], serde_json::json!(["server"]));
+    assert!(
+        busy.headers.contains_key("retry-after"),
+        "{:?}",
+        busy.headers
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "bounded by the busy timeout"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("unlock");
+    register().await.expect(201);
+}

@@ -172,6 +172,11 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
     pub database_busy_timeout_ms: u64,
 
+    /// Largest picture (width × height) an upload may have; larger ones are refused at the probe,
+    /// before decoding (default 8K UHD, 7680×4320).
+    #[arg(long, env = "MEDIA_MAX_PIXELS", default_value_t = crate::media::DEFAULT_MAX_PIXELS)]
+    pub media_max_pixels: u64,
+
     /// Largest accepted upload in bytes (default 4 GiB).
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 4 << 30)]
     pub upload_max_bytes: u64,

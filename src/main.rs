@@ -170,7 +170,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let outputs = tokio::task::spawn_blocking(move || {
                 std::fs::create_dir_all(&output)?;
-                let probe = videoflix::media::probe(&input)?;
+                let probe = videoflix::media::probe(&input, videoflix::media::DEFAULT_MAX_PIXELS)?;
                 let options = videoflix::media::TranscodeOptions {
                     preset,
                     segment_seconds,

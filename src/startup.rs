@@ -118,6 +118,7 @@ impl Services {
             PipelineConfig {
                 media_dir: settings.media_dir.clone(),
                 upload_limit: settings.upload_max_bytes,
+                max_pixels: settings.media_max_pixels,
                 max_attempts: settings.transcode_max_attempts,
                 retry_delay: Duration::from_secs(settings.transcode_retry_delay),
                 // A live job refreshes its claim every 2 s; half the visibility timeout (at least

@@ -11,7 +11,7 @@ mod vtt;
 use std::sync::Once;
 
 pub use ladder::{LadderStep, Rendition, default_ladder, plan};
-pub use probe::{Probe, probe};
+pub use probe::{DEFAULT_MAX_PIXELS, Probe, probe};
 pub use transcode::{Outputs, Progress, RenditionFiles, TranscodeOptions, transcode};
 pub use vtt::{SpriteLayout, thumbnail_interval, vtt};
 

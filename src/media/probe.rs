@@ -50,9 +50,14 @@ impl Probe {
 /// How many packets a probe reads, at most, looking for one decodable frame.
 const PROBE_PACKETS: usize = 500;
 
+/// The largest picture accepted by default: 8K UHD (7680×4320), 33,177,600 pixels.
+pub const DEFAULT_MAX_PIXELS: u64 = 7680 * 4320;
+
 /// Opens `path` and decodes its first video frame. Anything that is not a video FFmpeg can
-/// decode (text, a truncated or corrupt file, audio only, a still image) is `NotAVideo`.
-pub fn probe(path: &Path) -> Result<Probe, MediaError> {
+/// decode (text, a truncated or corrupt file, audio only, a still image) is `NotAVideo`, and so
+/// is a picture of more than `max_pixels` — refused from the stream's declared size, before a
+/// frame is decoded (a tiny file can declare a huge picture and take gigabytes to decode).
+pub fn probe(path: &Path, max_pixels: u64) -> Result<Probe, MediaError> {
     super::init();
     let not_video = |why: &str| MediaError::NotAVideo(why.to_owned());
     let mut input = super::open(path).map_err(|_| not_video("unknown or corrupt format"))?;
@@ -83,6 +88,7 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let mut decoder = codec::context::Context::from_parameters(decoder_params)
         .and_then(|c| c.decoder().video())
         .map_err(|_| not_video("no decoder for the video stream"))?;
+    too_large(decoder.width(), decoder.height(), max_pixels)?;
     let codec_name = decoder
         .codec()
         .map(|c| c.name().to_owned())
@@ -116,6 +122,7 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     if !decoded || frame.width() == 0 || frame.height() == 0 {
         return Err(not_video("no decodable video frame"));
     }
+    too_large(frame.width(), frame.height(), max_pixels)?;
     let container = input.duration();
     let duration = if container > 0 {
         container as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
@@ -186,4 +193,14 @@ fn rotation(stream: &format::stream::Stream) -> u32 {
         return quarter * 90;
     }
     0
+}
+
+/// `NotAVideo` for a picture above `max_pixels`.
+fn too_large(width: u32, height: u32, max_pixels: u64) -> Result<(), MediaError> {
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(MediaError::NotAVideo(format!(
+            "{width}×{height}, more than the {max_pixels} pixels accepted"
+        )));
+    }
+    Ok(())
 }

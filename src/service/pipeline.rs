@@ -49,6 +49,8 @@ pub struct PipelineConfig {
     pub stale_after: Duration,
     /// Encoder settings.
     pub transcode: TranscodeOptions,
+    /// Largest picture (width × height) a source may have.
+    pub max_pixels: u64,
 }
 
 /// Uploads, jobs and workers; cheap to clone.
@@ -59,7 +61,14 @@ pub struct Pipeline {
     queue: JobQueue,
     hub: StatusHub,
     config: Arc<PipelineConfig>,
+    /// Upload probes running at once.
+    probes: Arc<tokio::sync::Semaphore>,
 }
+
+/// Upload probes one process runs at once (each decodes at most one frame).
+const PROBES_AT_ONCE: usize = 2;
+/// How long an upload waits for a probe slot, and how long its probe may take.
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// An upload on disk, not yet accepted: the file is removed when this is dropped, whatever
 /// ends the request (an error, a refused probe, a client that went away mid-upload).
@@ -100,6 +109,7 @@ impl Pipeline {
             queue,
             hub,
             config: Arc::new(config),
+            probes: Arc::new(tokio::sync::Semaphore::new(PROBES_AT_ONCE)),
         }
     }
 
@@ -180,8 +190,25 @@ impl Pipeline {
             ));
         }
         let probe_path = incoming.path.clone();
-        let probed = tokio::task::spawn_blocking(move || media::probe(&probe_path))
+        let max_pixels = self.config.max_pixels;
+        // Probes run on the blocking pool, a few at a time, each bounded in time; the permit
+        // stays with the probe until it really ends.
+        let permit = tokio::time::timeout(PROBE_DEADLINE, self.probes.clone().acquire_owned())
             .await
+            .map_err(|_| AppError::Unavailable("every probe slot is busy".to_owned()))?
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let probing = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            media::probe(&probe_path, max_pixels)
+        });
+        let probed = tokio::time::timeout(PROBE_DEADLINE, probing)
+            .await
+            .map_err(|_| {
+                AppError::field(
+                    "video_file",
+                    "Upload a valid video file: this one could not be read in time.",
+                )
+            })?
             .map_err(|e| AppError::Internal(e.into()))?;
         let probe = match probed {
             Ok(probe) => probe,
@@ -398,9 +425,10 @@ impl Pipeline {
             })
         };
         let options = self.config.transcode.clone();
+        let max_pixels = self.config.max_pixels;
         let (job_dir, job_stop) = (work_dir.clone(), stop.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let probe = media::probe(&source)?;
+            let probe = media::probe(&source, max_pixels)?;
             let mut progress = |p: media::Progress| {
                 let _ = progress_tx.send(p);
             };

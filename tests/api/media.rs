@@ -66,7 +66,7 @@ impl Clips {
 }
 
 fn transcoded(source: &Path) -> (TempDir, Outputs, media::Probe) {
-    let probe = media::probe(source).expect("probe");
+    let probe = media::probe(source, media::DEFAULT_MAX_PIXELS).expect("probe");
     let out = TempDir::new().expect("out");
     let options = TranscodeOptions {
         preset: "veryfast".to_owned(),
@@ -231,7 +231,7 @@ fn small_silent_portrait_and_four_by_three_sources() {
         &["-i", input, "-c", "copy", "-metadata:s:v:0", "rotate=90"],
         &portrait,
     );
-    let probe = media::probe(&portrait).expect("probe");
+    let probe = media::probe(&portrait, media::DEFAULT_MAX_PIXELS).expect("probe");
     assert_eq!(probe.rotation % 180, 90, "{probe:?}");
     assert_eq!(probe.display_size(), (360, 640));
     let (out, outputs, _) = transcoded(&portrait);
@@ -239,7 +239,7 @@ fn small_silent_portrait_and_four_by_three_sources() {
 
     // Anamorphic: 720x480 coded with 32:27 pixels is 853x480 on screen (16:9).
     let anamorphic = clips.clip("dvd.mp4", "720x480", 2, false, &["-vf", "setsar=32/27"]);
-    let probe = media::probe(&anamorphic).expect("probe");
+    let probe = media::probe(&anamorphic, media::DEFAULT_MAX_PIXELS).expect("probe");
     assert_eq!(probe.pixel_aspect, (32, 27));
     assert_eq!(probe.display_size(), (853, 480));
     let (out, outputs, _) = transcoded(&anamorphic);
@@ -344,19 +344,52 @@ fn files_that_are_not_videos_are_refused_by_the_probe() {
         &image,
         &playlist,
     ] {
-        match media::probe(path) {
+        match media::probe(path, media::DEFAULT_MAX_PIXELS) {
             Err(MediaError::NotAVideo(_)) => {}
             other => panic!("{} probed as {other:?}", path.display()),
         }
     }
-    assert!(media::probe(&good).is_ok());
+    assert!(media::probe(&good, media::DEFAULT_MAX_PIXELS).is_ok());
+}
+
+#[test]
+fn a_huge_declared_picture_is_refused_by_the_probe() {
+    let clips = Clips::new();
+    // 198 KB that declares 8192×8192: decoding it would take hundreds of megabytes.
+    let huge = clips.path("huge.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=8192x8192:rate=1:duration=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &huge,
+    );
+    match media::probe(&huge, media::DEFAULT_MAX_PIXELS) {
+        Err(MediaError::NotAVideo(why)) => assert!(why.contains("8192×8192"), "{why}"),
+        other => panic!("probed as {other:?}"),
+    }
+    // The limit is a setting: a smaller one refuses a 640×360 source too.
+    let small = clips.clip("small.mp4", "640x360", 1, true, &[]);
+    assert!(media::probe(&small, 640 * 360).is_ok());
+    assert!(matches!(
+        media::probe(&small, 640 * 360 - 1),
+        Err(MediaError::NotAVideo(_))
+    ));
 }
 
 #[test]
 fn a_stopped_transcode_ends_with_cancelled() {
     let clips = Clips::new();
     let source = clips.clip("a.mp4", "640x360", 2, false, &[]);
-    let probe = media::probe(&source).expect("probe");
+    let probe = media::probe(&source, media::DEFAULT_MAX_PIXELS).expect("probe");
     let out = TempDir::new().expect("out");
     let result = media::transcode(
         &source,

@@ -259,7 +259,13 @@ pub fn transcode(
     };
     let thumbs_dir = out_dir.join("thumbs");
     fs::create_dir_all(&thumbs_dir)?;
-    let poster_at = start_seconds + (probe.duration * 0.25).min(10.0);
+    // A quarter in, at most 10 s, and never past the last frame (a one-frame video's poster is
+    // its frame).
+    let poster_at = start_seconds
+        + (probe.duration * 0.25)
+            .min(10.0)
+            .min(probe.duration - 1.0 / fps)
+            .max(0.0);
 
     let mut graph: Option<filter::Graph> = None;
     let mut state = Sinks {
@@ -330,19 +336,38 @@ pub fn transcode(
         step: "finishing",
     });
     video_decoder.send_eof()?;
+    // With frame threading a short video's frames (all of a one- or two-frame one) come out
+    // only now: the graph may not exist yet.
     while video_decoder.receive_frame(&mut decoded).is_ok() {
         let pts = decoded.timestamp();
         decoded.set_pts(pts);
-        if let Some(graph) = graph.as_mut() {
-            if let Some(mut source) = graph.get("in") {
-                source.source().add(&decoded)?;
-            }
-            pull_video(graph, &mut outs, &mut state)?;
+        let graph = match &mut graph {
+            Some(graph) => graph,
+            None => graph.insert(video_graph(
+                &decoded,
+                video_tb,
+                probe.rotation,
+                &renditions,
+                &largest,
+                &layout,
+                poster_at,
+            )?),
+        };
+        if let Some(mut source) = graph.get("in") {
+            source.source().add(&decoded)?;
+        }
+        pull_video(graph, &mut outs, &mut state)?;
+        if let Some(pts) = pts {
+            let seconds = pts as f64 * f64::from(video_tb) - start_seconds;
+            video_end = video_end.max(seconds + 1.0 / fps);
         }
     }
     let mut graph = graph.ok_or_else(|| MediaError::NotAVideo("no video frames".to_owned()))?;
     if let Some(mut source) = graph.get("in") {
-        source.source().flush()?;
+        // End the stream where its last frame ends, not where it starts: the thumbnail
+        // branch's `fps` needs that to take a one-frame video's frame.
+        let end = ((video_end + start_seconds) / f64::from(video_tb)).round() as i64;
+        source.source().close(end)?;
     }
     pull_video(&mut graph, &mut outs, &mut state)?;
     for out in &mut outs {
@@ -479,7 +504,7 @@ fn video_graph(
     );
     let _ = write!(
         spec,
-        ";[s{}]fps=fps=1/{}:round=down,scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[sprites]",
+        ";[s{}]fps=fps=1/{}:round=down:eof_action=pass,scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[sprites]",
         p + 1,
         layout.interval,
         layout.tile_width,

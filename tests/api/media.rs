@@ -353,6 +353,37 @@ fn files_that_are_not_videos_are_refused_by_the_probe() {
 }
 
 #[test]
+fn one_and_two_frame_videos_transcode() {
+    let clips = Clips::new();
+    for frames in ["1", "2"] {
+        let source = clips.path(&format!("{frames}-frames.mp4"));
+        ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+                "-frames:v",
+                frames,
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+            &source,
+        );
+        let (out, outputs, _) = transcoded(&source);
+        let (w, h, decoded, _, _) = decode_back(&out.path().join(&outputs.renditions[0].mp4));
+        assert_eq!((w, h), (320, 240));
+        assert_eq!(decoded.to_string(), frames, "every frame is in the output");
+        assert!(out.path().join(&outputs.poster).is_file(), "a poster");
+        assert_eq!(outputs.sprites.len(), 1, "a sprite sheet");
+        let vtt = std::fs::read_to_string(out.path().join(&outputs.vtt)).expect("vtt");
+        assert!(vtt.contains("sprite-000.jpg#xywh=0,0,"), "{vtt}");
+    }
+}
+
+#[test]
 fn a_huge_declared_picture_is_refused_by_the_probe() {
     let clips = Clips::new();
     // 198 KB that declares 8192×8192: decoding it would take hundreds of megabytes.

@@ -24,6 +24,10 @@ pub enum MediaError {
     /// The job was told to stop (its video was deleted).
     #[error("cancelled")]
     Cancelled,
+    /// The source made the job exceed its bounds (output size or time): retrying would do the
+    /// same, so the video fails for good.
+    #[error("{0}")]
+    Exceeded(String),
     /// FFmpeg failed while processing a valid input.
     #[error("ffmpeg: {0}")]
     Ffmpeg(#[from] ffmpeg_next::Error),

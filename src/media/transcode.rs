@@ -99,6 +99,77 @@ pub struct Outputs {
 const SPRITE_COLUMNS: u32 = 10;
 const SPRITE_ROWS: u32 = 10;
 const TILE_WIDTH: u32 = 320;
+/// Sprite sheets a job writes at most: the interval keeps a film under ~200 tiles (2 sheets).
+const MAX_SHEETS: usize = 4;
+/// How often (in packets) the job checks its output size and time.
+const BOUNDS_EVERY: usize = 256;
+
+/// What a job may spend on a source: bytes written and wall time, both from the probed
+/// duration (and, for bytes, the source's size), so a crafted file cannot fill the disk or hold
+/// a worker for ever.
+struct Bounds {
+    max_bytes: u64,
+    deadline: std::time::Instant,
+    /// Frames after this (seconds from the start) are dropped: a timestamp jump past the
+    /// probed duration is not filled with copies.
+    last_frame_at: f64,
+}
+
+impl Bounds {
+    fn new(input: &Path, probe: &Probe, options: &TranscodeOptions) -> Self {
+        let ladder_kbps: u64 = options
+            .ladder
+            .iter()
+            .map(|s| u64::from(s.video_kbps) + u64::from(options.audio_kbps))
+            .sum();
+        let seconds = probe.duration.max(1.0);
+        // Four times what the ladder's bitrates make of the duration, or of the source, plus
+        // room for posters, sprites and playlists.
+        let by_duration = (ladder_kbps as f64 * 1000.0 / 8.0 * seconds * 4.0) as u64;
+        let by_source = fs::metadata(input).map_or(0, |m| m.len()).saturating_mul(4);
+        Self {
+            max_bytes: by_duration.max(by_source) + (64 << 20),
+            deadline: std::time::Instant::now()
+                + std::time::Duration::from_secs_f64(120.0 + seconds * 20.0),
+            last_frame_at: probe.duration + (probe.duration * 0.1).max(1.0),
+        }
+    }
+
+    fn check(&self, out_dir: &Path) -> Result<(), MediaError> {
+        if std::time::Instant::now() > self.deadline {
+            return Err(MediaError::Exceeded(
+                "it took far longer than its duration allows".to_owned(),
+            ));
+        }
+        let written = dir_size(out_dir);
+        if written > self.max_bytes {
+            return Err(MediaError::Exceeded(format!(
+                "its outputs grew past {} MB",
+                self.max_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of the files below `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => pending.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
 
 struct VideoOut {
     files: RenditionFiles,
@@ -281,9 +352,13 @@ pub fn transcode(
         percent: 0.0,
         step: "transcoding",
     });
-    for (stream, packet) in ictx.packets() {
+    let bounds = Bounds::new(input, probe, options);
+    for (n, (stream, packet)) in ictx.packets().enumerate() {
         if stop() {
             return Err(MediaError::Cancelled);
+        }
+        if n % BOUNDS_EVERY == 0 {
+            bounds.check(out_dir)?;
         }
         if stream.index() == video_index {
             if video_decoder.send_packet(&packet).is_err() {
@@ -293,6 +368,9 @@ pub fn transcode(
             while video_decoder.receive_frame(&mut decoded).is_ok() {
                 let pts = decoded.timestamp();
                 decoded.set_pts(pts);
+                if past(pts, video_tb, start_seconds, bounds.last_frame_at) {
+                    continue;
+                }
                 let graph = match &mut graph {
                     Some(graph) => graph,
                     None => graph.insert(video_graph(
@@ -341,6 +419,9 @@ pub fn transcode(
     while video_decoder.receive_frame(&mut decoded).is_ok() {
         let pts = decoded.timestamp();
         decoded.set_pts(pts);
+        if past(pts, video_tb, start_seconds, bounds.last_frame_at) {
+            continue;
+        }
         let graph = match &mut graph {
             Some(graph) => graph,
             None => graph.insert(video_graph(
@@ -499,7 +580,7 @@ fn video_graph(
     let p = renditions.len();
     let _ = write!(
         spec,
-        ";[s{p}]select='isnan(prev_selected_t)*gte(t,{poster_at:.3})',scale={}:{},setsar=1,format=yuvj420p[poster]",
+        ";[s{p}]select='eq(n,0)+eq(prev_selected_n,0)*gte(t,{poster_at:.3})',scale={}:{},setsar=1,format=yuvj420p[poster]",
         largest.width, largest.height
     );
     let _ = write!(
@@ -544,14 +625,17 @@ fn pull_video(
         if sink.sink().frame(&mut filtered).is_err() {
             break;
         }
-        if sinks.poster.is_none() {
-            fs::write(sinks.out_dir.join("poster.jpg"), jpeg(&filtered)?)?;
-            sinks.poster = Some("poster.jpg".to_owned());
-        }
+        // The first frame, then the one at the poster time if the video gets there (at most
+        // two frames come this way): the later one wins.
+        fs::write(sinks.out_dir.join("poster.jpg"), jpeg(&filtered)?)?;
+        sinks.poster = Some("poster.jpg".to_owned());
     }
     while let Some(mut sink) = graph.get("sprites") {
         if sink.sink().frame(&mut filtered).is_err() {
             break;
+        }
+        if sinks.sprites.len() >= MAX_SHEETS {
+            continue;
         }
         let name = format!("thumbs/sprite-{:03}.jpg", sinks.sprites.len());
         fs::write(sinks.out_dir.join(&name), jpeg(&filtered)?)?;
@@ -794,6 +878,11 @@ fn rate_of(fps: f64) -> Rational {
     }
 }
 
+/// Whether a frame at `pts` lies past `last` seconds from the start (a timestamp jump).
+fn past(pts: Option<i64>, time_base: Rational, start: f64, last: f64) -> bool {
+    pts.is_some_and(|pts| pts as f64 * f64::from(time_base) - start > last)
+}
+
 fn even(n: u32) -> u32 {
     (n & !1).max(2)
 }
@@ -805,4 +894,45 @@ fn path_text(path: &Path) -> Result<String, MediaError> {
             "non UTF-8 media path",
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_past_its_output_budget_or_deadline_stops_with_the_reason() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        fs::create_dir_all(dir.path().join("hls")).expect("mkdir");
+        fs::write(dir.path().join("hls/segment.m4s"), vec![0u8; 4096]).expect("write");
+        let within = Bounds {
+            max_bytes: 1 << 20,
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+            last_frame_at: 1.0,
+        };
+        assert!(within.check(dir.path()).is_ok());
+        let too_big = Bounds {
+            max_bytes: 1024,
+            ..within
+        };
+        assert!(
+            matches!(too_big.check(dir.path()), Err(MediaError::Exceeded(why)) if why.contains("grew past"))
+        );
+        let too_long = Bounds {
+            max_bytes: 1 << 20,
+            deadline: std::time::Instant::now() - std::time::Duration::from_secs(1),
+            last_frame_at: 1.0,
+        };
+        assert!(
+            matches!(too_long.check(dir.path()), Err(MediaError::Exceeded(why)) if why.contains("longer"))
+        );
+    }
+
+    #[test]
+    fn frames_past_the_duration_are_told_apart() {
+        let tb = Rational(1, 1000);
+        assert!(!past(Some(900), tb, 0.0, 1.1));
+        assert!(past(Some(100_000_000), tb, 0.0, 1.1));
+        assert!(!past(None, tb, 0.0, 1.1));
+    }
 }

@@ -482,6 +482,15 @@ impl Pipeline {
                 )
                 .await
             }
+            Err(MediaError::Exceeded(why)) => {
+                self.discard(id, &video_dir, &work_dir).await;
+                self.fail(
+                    id,
+                    &token,
+                    &format!("The source cannot be transcoded: {why}."),
+                )
+                .await
+            }
             Err(e) => {
                 self.discard(id, &video_dir, &work_dir).await;
                 tracing::error!(video_id = id, attempt = attempts, error = %e, "transcode failed");

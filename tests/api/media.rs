@@ -384,6 +384,66 @@ fn one_and_two_frame_videos_transcode() {
 }
 
 #[test]
+fn a_timestamp_jump_past_the_duration_is_not_filled_with_thumbnails() {
+    let clips = Clips::new();
+    // Four frames at 0–0.12 s and a fifth at 100,000 s, the container's duration patched to 1 s:
+    // filled with copies, the thumbnail branch would write sprite sheets without end.
+    let gap = clips.path("gap.mkv");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-frames:v",
+            "5",
+            "-vf",
+            "setpts='if(eq(N,4),100000/TB,PTS)'",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+        ],
+        &gap,
+    );
+    let mut bytes = std::fs::read(&gap).expect("mkv");
+    // Segment Info's Duration: EBML ID 0x4489, an 8-byte float in milliseconds.
+    let at = bytes
+        .windows(3)
+        .position(|w| w == [0x44, 0x89, 0x88])
+        .expect("a duration element");
+    bytes[at + 3..at + 11].copy_from_slice(&1000.0f64.to_be_bytes());
+    std::fs::write(&gap, &bytes).expect("patch");
+
+    let started = std::time::Instant::now();
+    let (out, outputs, probe) = transcoded(&gap);
+    assert!((probe.duration - 1.0).abs() < 0.01, "{}", probe.duration);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(outputs.sprites.len(), 1, "{:?}", outputs.sprites);
+    let written: u64 = walk(out.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    assert!(written < 5 << 20, "{written} bytes written");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
 fn a_huge_declared_picture_is_refused_by_the_probe() {
     let clips = Clips::new();
     // 198 KB that declares 8192×8192: decoding it would take hundreds of megabytes.

@@ -266,7 +266,7 @@ pub async fn start_workers(
     pipeline: &crate::service::Pipeline,
     concurrency: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    pipeline.clean_incoming().await;
+    pipeline.clean_debris().await;
     if let Err(e) = pipeline.sweep().await {
         tracing::warn!(error = %e, "start-up sweep failed; unfinished videos wait for the next");
     }

@@ -65,6 +65,8 @@ pub struct Pipeline {
     probes: Arc<tokio::sync::Semaphore>,
 }
 
+/// An upload nobody wrote to for this long is abandoned (its process died).
+const UPLOAD_IDLE: Duration = Duration::from_secs(600);
 /// Upload probes one process runs at once (each decodes at most one frame).
 const PROBES_AT_ONCE: usize = 2;
 /// How long an upload waits for a probe slot, and how long its probe may take.
@@ -300,27 +302,62 @@ impl Pipeline {
                 if let Err(e) = pipeline.sweep().await {
                     tracing::warn!(error = %e, "periodic sweep failed");
                 }
+                pipeline.clean_debris().await;
             }
         }));
         tasks
     }
 
-    /// Removes uploads a crash left half-written (older than a day: others may be arriving).
-    pub async fn clean_incoming(&self) {
-        let dir = self.config.media_dir.join("incoming");
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+    /// Removes what crashed processes left behind (at start-up and with every sweep): uploads
+    /// nobody has written to for [`UPLOAD_IDLE`] (a live one, on any process sharing the media
+    /// folder, keeps writing), and job folders (`.tmp-<claim>`) whose claim is not held by a live
+    /// job.
+    pub async fn clean_debris(&self) {
+        let incoming = self.config.media_dir.join("incoming");
+        if let Ok(mut entries) = tokio::fs::read_dir(&incoming).await {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                let idle = entry
+                    .metadata()
+                    .await
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > UPLOAD_IDLE);
+                if idle && entry.file_name().to_string_lossy().ends_with(".part") {
+                    tracing::info!(file = ?entry.file_name(), "removing an abandoned upload");
+                    let _ = tokio::fs::remove_file(entry.path()).await;
+                }
+            }
+        }
+        let videos = self.config.media_dir.join("videos");
+        let Ok(mut dirs) = tokio::fs::read_dir(&videos).await else {
             return;
         };
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let old = entry
-                .metadata()
-                .await
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(86_400));
-            if old {
-                let _ = tokio::fs::remove_file(entry.path()).await;
+        while let Ok(Some(video)) = dirs.next_entry().await {
+            let Some(id) = video
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let Ok(mut entries) = tokio::fs::read_dir(video.path()).await else {
+                continue;
+            };
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                let name = entry.file_name();
+                let Some(token) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else {
+                    continue;
+                };
+                let fresh_after = crate::store::Timestamp::now()
+                    .minus_secs(self.config.stale_after.as_secs().max(1));
+                if matches!(
+                    self.store.live_claim(id, token, fresh_after).await,
+                    Ok(false)
+                ) {
+                    tracing::info!(video_id = id, "removing a dead job's working folder");
+                    let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                }
             }
         }
     }
@@ -367,8 +404,10 @@ impl Pipeline {
         let claim = match self.store.claim_transcode(id, &token, stale_before).await? {
             Claim::Started(claim) => claim,
             Claim::Busy => {
-                // A live job has it; if that job dies, a later sweep finds it stale.
+                // A job held it lately: look again once its heartbeat would be stale, so a job
+                // that died (its process killed) is taken over then, not at the next sweep.
                 tracing::info!(video_id = id, "another worker is transcoding it");
+                self.enqueue_later(id, self.config.stale_after);
                 return Ok(());
             }
             Claim::Done => {
@@ -385,8 +424,11 @@ impl Pipeline {
         self.hub
             .publish(event(id, "processing", 0.0, "probing", ""))
             .await;
-        let generation = uuid::Uuid::new_v4().simple().to_string();
+        // The working folder is named by the claim, so a crashed job's folder is known as such;
+        // this job holds the claim now, so every other working folder is a dead job's.
+        let generation = token.clone();
         let video_dir = self.config.media_dir.join(format!("videos/{id}"));
+        remove_working_folders(&video_dir).await;
         let work_dir = video_dir.join(format!(".tmp-{generation}"));
         tokio::fs::create_dir_all(&work_dir)
             .await
@@ -596,6 +638,19 @@ fn media_paths(dir: &str, outputs: &Outputs) -> MediaPaths {
         }
     }
     paths
+}
+
+/// Removes every job's working folder (`.tmp-…`) in `video_dir`.
+async fn remove_working_folders(video_dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(video_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            tracing::info!(folder = ?entry.path(), "removing a dead job's working folder");
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
+    }
 }
 
 /// Removes the older generations of `video_dir`: every folder but the source, `keep` and the

@@ -688,6 +688,27 @@ impl Store {
         })
     }
 
+    /// Whether the job `token` holds video `id` and showed it is alive since `fresh_after`.
+    pub async fn live_claim(
+        &self,
+        id: i64,
+        token: &str,
+        fresh_after: Timestamp,
+    ) -> AppResult<bool> {
+        let row: Option<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id FROM videos WHERE id = $1 AND claim_token = $2 \
+                 AND status = 'processing' AND claimed_at >= $3",
+            )
+            .bind(id)
+            .bind(token)
+            .bind(fresh_after)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.is_some())
+    }
+
     /// Shows the job `token` is alive; false when it no longer holds the video (deleted, or
     /// taken over after it went quiet).
     pub async fn heartbeat_transcode(&self, id: i64, token: &str) -> AppResult<bool> {

@@ -595,6 +595,55 @@ async fn a_lost_queue_loses_no_upload_the_sweep_finishes_it() {
 }
 
 #[tokio::test]
+async fn a_restart_after_a_crash_takes_the_dead_job_over_at_once_and_clears_its_debris() {
+    let (app, token, id, _conn, _stream) = queued_upload("Crashed").await;
+    // A process was killed mid-transcode a moment ago: the row is processing under its claim
+    // (heartbeat just now), its working folder is half-written, and an upload it was receiving
+    // stopped an hour ago. Another process is receiving an upload right now.
+    let claimed = app
+        .services
+        .store
+        .claim_transcode(id, "deadjob", videoflix::store::Timestamp::now())
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, videoflix::store::Claim::Started(_)));
+    let media = &app.settings.media_dir;
+    let dead_folder = media.join(format!("videos/{id}/.tmp-deadjob"));
+    std::fs::create_dir_all(dead_folder.join("hls")).expect("mkdir");
+    std::fs::write(dead_folder.join("hls/segment-00000.m4s"), vec![0u8; 4096]).expect("write");
+    let incoming = media.join("incoming");
+    std::fs::create_dir_all(&incoming).expect("mkdir");
+    let abandoned = incoming.join("abandoned.part");
+    let arriving = incoming.join("arriving.part");
+    std::fs::write(&abandoned, vec![0u8; 4096]).expect("write");
+    std::fs::write(&arriving, vec![0u8; 4096]).expect("write");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&abandoned)
+        .status()
+        .expect("touch");
+    assert!(touched.success());
+
+    // The restarted worker: the job is taken over once the dead claim's heartbeat is stale (a
+    // few seconds here), not at the next sweep minutes later.
+    let started = std::time::Instant::now();
+    let worker = worker_of(&app, &[("--job-visibility-timeout", "10")]).await;
+    let events = sse_until_final(&worker, &token, id).await;
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "taken over after {:?}",
+        started.elapsed()
+    );
+    assert!(!dead_folder.exists(), "the dead job's folder is gone");
+    assert!(!abandoned.exists(), "the abandoned upload is gone");
+    assert!(arriving.exists(), "an upload still arriving is kept");
+}
+
+#[tokio::test]
 async fn a_job_whose_worker_died_is_taken_over_and_finished() {
     let (app, token, id, mut conn, stream) = queued_upload("Orphan").await;
 

@@ -335,19 +335,23 @@ impl Settings {
                 .filter(|o| !o.is_empty())
                 .collect();
         }
-        let mut origins = vec![self.frontend_url.origin().ascii_serialization()];
-        for dev in [
-            "http://localhost:4200",
-            "http://127.0.0.1:4200",
-            "http://localhost:5500",
-            "http://127.0.0.1:5500",
-            "http://localhost:3000",
-            "http://127.0.0.1:3000",
-            "http://localhost:5173",
-            "http://127.0.0.1:5173",
+        let frontend = self.frontend_url.origin().ascii_serialization();
+        let mut origins = vec![frontend.clone()];
+        // A frontend on this machine is the same one by name and by IP.
+        for (name, ip) in [
+            ("//localhost", "//127.0.0.1"),
+            ("//127.0.0.1", "//localhost"),
         ] {
+            if frontend.contains(name) {
+                origins.push(frontend.replacen(name, ip, 1));
+            }
+        }
+        // The usual development servers' origins only in development: in production they would
+        // let any page served on a user's machine call the API with the user's token.
+        let dev_servers: &[&str] = if self.dev { &DEV_ORIGINS } else { &[] };
+        for dev in dev_servers {
             if !origins.iter().any(|o| o == dev) {
-                origins.push(dev.to_owned());
+                origins.push((*dev).to_owned());
             }
         }
         origins
@@ -399,6 +403,19 @@ impl fmt::Debug for Settings {
             .finish_non_exhaustive()
     }
 }
+
+/// Origins of the usual frontend development servers (Angular, Live Server, React, Vite), by
+/// name and by IP: allowed by default with `--dev`.
+const DEV_ORIGINS: [&str; 8] = [
+    "http://localhost:4200",
+    "http://127.0.0.1:4200",
+    "http://localhost:5500",
+    "http://127.0.0.1:5500",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+];
 
 /// Address the server binds (separate from [`Settings`] because only `serve` needs it).
 pub fn default_addr() -> SocketAddr {

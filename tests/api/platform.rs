@@ -119,7 +119,10 @@ async fn health_and_readiness_answer(#[case] backend: Backend) {
 
 #[tokio::test]
 async fn cors_preflights_and_errors_carry_the_headers() {
-    let app = spawn_app(Backend::Embedded).await;
+    // Development mode: the usual frontend development servers' origins are allowed.
+    let app =
+        crate::helpers::spawn_app_with(Backend::Embedded, crate::helpers::with(&[("--dev", "")]))
+            .await;
     for (path, method) in [
         ("/login/", "POST"),
         ("/logout", "DELETE"),
@@ -225,7 +228,7 @@ async fn grpc_web_calls_work_over_http1() {
         .post(format!("{}/videoflix.v1.AuthService/GuestLogin", app.base))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("origin", "http://localhost:4200")
+        .header("origin", "http://frontend.test")
         .body(vec![0u8, 0, 0, 0, 0])
         .send()
         .await
@@ -233,7 +236,7 @@ async fn grpc_web_calls_work_over_http1() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["access-control-allow-origin"],
-        "http://localhost:4200"
+        "http://frontend.test"
     );
     let body = response.bytes().await.expect("body");
     assert_eq!(body[0], 0, "first frame is data");
@@ -438,4 +441,37 @@ async fn a_busy_sqlite_database_answers_503_with_retry_after_not_500() {
         .await
         .expect("unlock");
     register().await.expect(201);
+}
+
+#[tokio::test]
+async fn in_production_only_the_frontend_origin_is_allowed() {
+    let origin_allowed = |app: &crate::helpers::TestApp, origin: &'static str| {
+        let request = app
+            .http
+            .get(format!("{}/api/me/", app.base))
+            .header("origin", origin);
+        async move {
+            request
+                .send()
+                .await
+                .expect("request")
+                .headers()
+                .get("access-control-allow-origin")
+                .is_some()
+        }
+    };
+    // FRONTEND_URL is http://frontend.test/ in tests: development servers are strangers.
+    let app = spawn_app(Backend::Embedded).await;
+    assert!(origin_allowed(&app, "http://frontend.test").await);
+    assert!(!origin_allowed(&app, "http://localhost:4200").await);
+    assert!(!origin_allowed(&app, "http://127.0.0.1:5173").await);
+    // A frontend on this machine (the default FRONTEND_URL) is allowed by name and by IP.
+    let local = crate::helpers::spawn_app_with(
+        Backend::Embedded,
+        crate::helpers::with(&[("--frontend-url", "http://localhost:4200/")]),
+    )
+    .await;
+    assert!(origin_allowed(&local, "http://localhost:4200").await);
+    assert!(origin_allowed(&local, "http://127.0.0.1:4200").await);
+    assert!(!origin_allowed(&local, "http://localhost:5173").await);
 }

@@ -58,6 +58,9 @@ pub enum AppError {
     /// A dependency (database, Redis, mail) is down (UNAVAILABLE / 503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A gRPC message over the size limit (RESOURCE_EXHAUSTED / 413).
+    #[error("message too large")]
+    MessageTooLarge,
     /// A bug or an unexpected I/O failure (INTERNAL / 500).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -232,6 +235,14 @@ impl From<AppError> for tonic::Status {
             AppError::TooLarge { limit } => (
                 Code::ResourceExhausted,
                 format!("The file is larger than the limit of {limit} bytes."),
+                "PAYLOAD_TOO_LARGE",
+                "too_large",
+            ),
+            AppError::MessageTooLarge => (
+                Code::ResourceExhausted,
+                "A message is larger than the limit of 4 MiB (4194304 bytes); upload files in \
+                 smaller chunks."
+                    .into(),
                 "PAYLOAD_TOO_LARGE",
                 "too_large",
             ),

@@ -45,7 +45,8 @@ pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Res
                         remote_addr: Some(addr),
                     });
                 }
-                let response = grpc_web.oneshot(request).await?;
+                let mut response = grpc_web.oneshot(request).await?;
+                message_limit_status(response.headers_mut());
                 Ok::<_, Infallible>(response.map(Body::new))
             } else {
                 let response = rest.oneshot(request).await?;
@@ -254,6 +255,27 @@ async fn log_request(request: Request, next: Next) -> Response {
     );
     response
 }
+
+/// tonic answers a request message over its size limit with OUT_OF_RANGE, which reads as "an
+/// index past the end"; it is RESOURCE_EXHAUSTED (a limit), saying which.
+fn message_limit_status(headers: &mut http::HeaderMap) {
+    let over_limit = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message length too large")
+                    || m.contains("message%20length%20too%20large")
+            });
+    if over_limit {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+        headers.insert("grpc-message", HeaderValue::from_static(MESSAGE_LIMIT_TEXT));
+    }
+}
+
+/// What a client is told when a message is over tonic's default limit.
+pub(crate) const MESSAGE_LIMIT_TEXT: &str =
+    "A message is larger than the limit of 4 MiB (4194304 bytes); upload files in smaller chunks.";
 
 /// A request path fit for the log: a signed media URL grants access for hours, so its expiry
 /// and signature are left out (`/media/…/videos/1/…`).

@@ -620,6 +620,13 @@ impl VideoService for VideoGrpc {
                     "chunk",
                     "Send the metadata once: before the file's bytes or after all of them.",
                 )),
+                // A chunk over the message limit is the client's mistake, not an outage.
+                Err(status)
+                    if status.code() == tonic::Code::OutOfRange
+                        && status.message().contains("message length too large") =>
+                {
+                    Err(AppError::MessageTooLarge)
+                }
                 Err(status) => Err(AppError::Unavailable(format!(
                     "upload interrupted: {}",
                     status.message()

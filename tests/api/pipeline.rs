@@ -875,3 +875,51 @@ pub(crate) fn every_legacy_field_names_the_one_360p_rendition(video: &Value) {
         assert_eq!(video[field], renditions[0]["url"], "{field}: {video}");
     }
 }
+
+#[tokio::test]
+async fn messages_over_the_limit_are_resource_exhausted_naming_it() {
+    let app = spawn_app_with(Backend::Embedded, options(&[])).await;
+    let token = admin(&app).await;
+    let mut client = app.video_client().await;
+    // A unary request over 4 MiB (a 5 MiB search text).
+    let status = client
+        .list_videos(authed(
+            pb::ListVideosRequest {
+                search: "x".repeat(5 << 20),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("4194304 bytes"), "{status:?}");
+    // An upload chunk over 4 MiB.
+    let messages = vec![
+        pb::UploadVideoRequest {
+            payload: Some(pb::upload_video_request::Payload::Header(
+                pb::UploadHeader {
+                    metadata: Some(pb::VideoMetadata {
+                        title: "Big chunk".to_owned(),
+                        ..Default::default()
+                    }),
+                    file_name: "big.mp4".to_owned(),
+                    size_bytes: 0,
+                },
+            )),
+        },
+        pb::UploadVideoRequest {
+            payload: Some(pb::upload_video_request::Payload::Chunk(vec![0u8; 5 << 20])),
+        },
+    ];
+    let status = client
+        .upload_video(authed(tokio_stream::iter(messages), &token))
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("4194304 bytes"), "{status:?}");
+    // Nothing was kept.
+    let incoming = app.settings.media_dir.join("incoming");
+    let left = std::fs::read_dir(&incoming).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "no .part left in {}", incoming.display());
+}

@@ -172,6 +172,29 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_BUSY_TIMEOUT_MS", default_value_t = 5000)]
     pub database_busy_timeout_ms: u64,
 
+    /// Connections served at once (further ones are closed at once).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Connections from one client address (an IPv6 client by its /64) at once.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
+
+    /// Seconds a request's headers may take to arrive (also the idle time of a kept-alive
+    /// HTTP/1.1 connection).
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Seconds between HTTP/2 keep-alive pings; a peer that does not answer within as long is
+    /// disconnected.
+    #[arg(long, env = "HTTP2_KEEP_ALIVE", default_value_t = 20)]
+    pub http2_keep_alive: u64,
+
+    /// Seconds an upload may go without sending a byte before it is dropped (and its partial
+    /// file removed).
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT", default_value_t = 60)]
+    pub upload_idle_timeout: u64,
+
     /// Largest picture (width × height) an upload may have; larger ones are refused at the probe,
     /// before decoding (default 8K UHD, 7680×4320).
     #[arg(long, env = "MEDIA_MAX_PIXELS", default_value_t = crate::media::DEFAULT_MAX_PIXELS)]

@@ -14,6 +14,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod security;
+pub mod serve;
 pub mod service;
 pub mod startup;
 pub mod store;

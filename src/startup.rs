@@ -4,7 +4,6 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
@@ -119,6 +118,7 @@ impl Services {
                 media_dir: settings.media_dir.clone(),
                 upload_limit: settings.upload_max_bytes,
                 max_pixels: settings.media_max_pixels,
+                upload_idle: Duration::from_secs(settings.upload_idle_timeout.max(1)),
                 max_attempts: settings.transcode_max_attempts,
                 retry_delay: Duration::from_secs(settings.transcode_retry_delay),
                 // A live job refreshes its claim every 2 s; half the visibility timeout (at least
@@ -147,6 +147,7 @@ impl Services {
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    limits: crate::serve::ConnectionLimits,
     router: axum::Router,
     services: Services,
     health: HealthReporter,
@@ -199,6 +200,12 @@ impl Application {
         let workers = settings
             .runs_worker()
             .then_some(settings.worker_concurrency);
+        let limits = crate::serve::ConnectionLimits {
+            max_connections: settings.max_connections,
+            max_per_address: settings.max_connections_per_address,
+            header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
+            http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
+        };
         Ok(Self {
             listener,
             router,
@@ -206,6 +213,7 @@ impl Application {
             health,
             port,
             workers,
+            limits,
         })
     }
 
@@ -235,21 +243,10 @@ impl Application {
             backend = self.services.store.backend_name(),
             "listening (gRPC, gRPC-web, REST on one port)"
         );
-        // Without TCP_NODELAY, small HTTP/2 frames (headers, trailers) wait for delayed ACKs:
-        // ~40 ms per gRPC call.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving");
+        let result =
+            crate::serve::serve(self.listener, self.router, self.limits, shutdown_signal())
+                .await
+                .context("serving");
         watcher.abort();
         for worker in workers {
             worker.abort();

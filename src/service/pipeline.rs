@@ -51,6 +51,8 @@ pub struct PipelineConfig {
     pub transcode: TranscodeOptions,
     /// Largest picture (width × height) a source may have.
     pub max_pixels: u64,
+    /// How long an upload may go without sending a byte.
+    pub upload_idle: Duration,
 }
 
 /// Uploads, jobs and workers; cheap to clone.
@@ -142,7 +144,22 @@ impl Pipeline {
             .await
             .map_err(internal)?;
         let result = async {
-            while let Some(chunk) = chunks.next().await {
+            loop {
+                // A client that stops sending holds a connection and a file: drop it.
+                let next = tokio::time::timeout(self.config.upload_idle, chunks.next())
+                    .await
+                    .map_err(|_| {
+                        AppError::field(
+                            "video_file",
+                            format!(
+                                "The upload stalled: nothing arrived for {} s.",
+                                self.config.upload_idle.as_secs()
+                            ),
+                        )
+                    })?;
+                let Some(chunk) = next else {
+                    break;
+                };
                 let chunk = chunk?;
                 incoming.size += chunk.len() as u64;
                 if incoming.size > self.config.upload_limit {

@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod helpers;
 mod hls_check;
+mod hostile;
 mod legacy;
 mod media;
 mod pipeline;

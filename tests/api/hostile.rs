@@ -1,0 +1,151 @@
+//! Hostile and broken clients: connections that trickle their headers, floods from one
+//! address, uploads that stop sending. None of them may keep the server from serving others.
+
+use std::time::{Duration, Instant};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpSocket, TcpStream},
+};
+
+use crate::{
+    helpers::{Backend, TestApp, spawn_app_with, with},
+    pipeline::admin,
+};
+
+/// A TCP connection to the app from `source` (any 127.0.0.0/8 address).
+async fn connect_from(app: &TestApp, source: [u8; 4]) -> TcpStream {
+    let port = app
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("port");
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind");
+    socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .expect("connect")
+}
+
+/// Whether the server closed `stream` (a read ends) within `wait`.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    matches!(
+        tokio::time::timeout(wait, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await,
+        Ok(())
+    )
+}
+
+#[tokio::test]
+async fn trickling_clients_are_cut_and_a_normal_client_is_served_at_once() {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        with(&[
+            ("--header-read-timeout", "1"),
+            ("--max-connections-per-address", "10"),
+        ]),
+    )
+    .await;
+    // 40 connections from one address, each sending half a request head and then nothing.
+    let mut trickling = Vec::new();
+    for _ in 0..40 {
+        let mut stream = connect_from(&app, [127, 0, 0, 2]).await;
+        let _ = stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        trickling.push(stream);
+    }
+    // Over the per-address limit: closed at once.
+    let mut last = trickling.pop().expect("a connection");
+    assert!(
+        closed_within(&mut last, Duration::from_millis(500)).await,
+        "over the limit"
+    );
+
+    // Someone else is served at once.
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The ones admitted are cut when their headers do not arrive in time.
+    let mut first = trickling.remove(0);
+    assert!(
+        closed_within(&mut first, Duration::from_secs(3)).await,
+        "header timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_that_stops_sending_is_dropped_and_leaves_no_file() {
+    let app = spawn_app_with(
+        Backend::Embedded,
+        crate::pipeline::options(&[("--upload-idle-timeout", "1")]),
+    )
+    .await;
+    let token = admin(&app).await;
+    let mut stream = connect_from(&app, [127, 0, 0, 4]).await;
+    let boundary = "XyZ";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nStalled\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"a.mp4\"\r\n\
+         Content-Type: video/mp4\r\n\r\n"
+    );
+    let request = format!(
+        "POST /api/videos/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n{head}"
+    );
+    stream.write_all(request.as_bytes()).await.expect("head");
+    stream
+        .write_all(&vec![0u8; 64 * 1024])
+        .await
+        .expect("some bytes");
+    // ...and then nothing. The server answers within the idle timeout (plus a margin).
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled upload");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    let incoming = app.settings.media_dir.join("incoming");
+    let wait = async {
+        while std::fs::read_dir(&incoming).map_or(0, |d| d.count()) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .expect("the partial upload is removed");
+}

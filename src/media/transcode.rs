@@ -338,7 +338,20 @@ pub fn transcode(
             .min(probe.duration - 1.0 / fps)
             .max(0.0);
 
-    let mut graph: Option<filter::Graph> = None;
+    let bounds = Bounds::new(input, probe, options);
+    let mut feed = VideoFeed {
+        graph: None,
+        time_base: video_tb,
+        rotation: probe.rotation,
+        renditions: &renditions,
+        largest: &largest,
+        layout: &layout,
+        poster_at,
+        start: start_seconds,
+        last_frame_at: bounds.last_frame_at,
+        frame_seconds: 1.0 / fps,
+        end: 0.0,
+    };
     let mut state = Sinks {
         poster: None,
         sprites: Vec::new(),
@@ -346,13 +359,10 @@ pub fn transcode(
     };
     let mut decoded = frame::Video::empty();
     let mut last_percent = -1.0;
-    // Where the video track ends (the container's duration may include audio beyond it).
-    let mut video_end: f64 = 0.0;
     progress(Progress {
         percent: 0.0,
         step: "transcoding",
     });
-    let bounds = Bounds::new(input, probe, options);
     for (n, (stream, packet)) in ictx.packets().enumerate() {
         if stop() {
             return Err(MediaError::Cancelled);
@@ -366,30 +376,7 @@ pub fn transcode(
                 continue;
             }
             while video_decoder.receive_frame(&mut decoded).is_ok() {
-                let pts = decoded.timestamp();
-                decoded.set_pts(pts);
-                if past(pts, video_tb, start_seconds, bounds.last_frame_at) {
-                    continue;
-                }
-                let graph = match &mut graph {
-                    Some(graph) => graph,
-                    None => graph.insert(video_graph(
-                        &decoded,
-                        video_tb,
-                        probe.rotation,
-                        &renditions,
-                        &largest,
-                        &layout,
-                        poster_at,
-                    )?),
-                };
-                if let Some(mut source) = graph.get("in") {
-                    source.source().add(&decoded)?;
-                }
-                pull_video(graph, &mut outs, &mut state)?;
-                if let Some(pts) = pts {
-                    let seconds = pts as f64 * f64::from(video_tb) - start_seconds;
-                    video_end = video_end.max(seconds + 1.0 / fps);
+                if let Some(seconds) = feed.push(&mut decoded, &mut outs, &mut state)? {
                     let percent = (seconds / probe.duration * 100.0).clamp(0.0, 99.0);
                     if percent - last_percent >= 1.0 {
                         last_percent = percent;
@@ -417,33 +404,13 @@ pub fn transcode(
     // With frame threading a short video's frames (all of a one- or two-frame one) come out
     // only now: the graph may not exist yet.
     while video_decoder.receive_frame(&mut decoded).is_ok() {
-        let pts = decoded.timestamp();
-        decoded.set_pts(pts);
-        if past(pts, video_tb, start_seconds, bounds.last_frame_at) {
-            continue;
-        }
-        let graph = match &mut graph {
-            Some(graph) => graph,
-            None => graph.insert(video_graph(
-                &decoded,
-                video_tb,
-                probe.rotation,
-                &renditions,
-                &largest,
-                &layout,
-                poster_at,
-            )?),
-        };
-        if let Some(mut source) = graph.get("in") {
-            source.source().add(&decoded)?;
-        }
-        pull_video(graph, &mut outs, &mut state)?;
-        if let Some(pts) = pts {
-            let seconds = pts as f64 * f64::from(video_tb) - start_seconds;
-            video_end = video_end.max(seconds + 1.0 / fps);
-        }
+        feed.push(&mut decoded, &mut outs, &mut state)?;
     }
-    let mut graph = graph.ok_or_else(|| MediaError::NotAVideo("no video frames".to_owned()))?;
+    // Where the video track ends (the container's duration may include audio beyond it).
+    let video_end = feed.end;
+    let mut graph = feed
+        .graph
+        .ok_or_else(|| MediaError::NotAVideo("no video frames".to_owned()))?;
     if let Some(mut source) = graph.get("in") {
         // End the stream where its last frame ends, not where it starts: the thumbnail
         // branch's `fps` needs that to take a one-frame video's frame.
@@ -512,6 +479,62 @@ pub fn transcode(
         sprites,
         sprite_layout: layout,
     })
+}
+
+/// Decoded video frames into the filter graph, which is built for the first frame (its size
+/// and pixel format); frames past the probed duration are dropped.
+struct VideoFeed<'a> {
+    graph: Option<filter::Graph>,
+    time_base: Rational,
+    rotation: u32,
+    renditions: &'a [Rendition],
+    largest: &'a Rendition,
+    layout: &'a SpriteLayout,
+    poster_at: f64,
+    /// The video's start time in seconds.
+    start: f64,
+    last_frame_at: f64,
+    frame_seconds: f64,
+    /// Where the frames fed so far end, in seconds from the start.
+    end: f64,
+}
+
+impl VideoFeed<'_> {
+    /// Feeds `decoded` and encodes what comes out; the frame's time in seconds from the start,
+    /// when it has one and was not dropped.
+    fn push(
+        &mut self,
+        decoded: &mut frame::Video,
+        outs: &mut [VideoOut],
+        sinks: &mut Sinks,
+    ) -> Result<Option<f64>, MediaError> {
+        let pts = decoded.timestamp();
+        decoded.set_pts(pts);
+        if past(pts, self.time_base, self.start, self.last_frame_at) {
+            return Ok(None);
+        }
+        let graph = match &mut self.graph {
+            Some(graph) => graph,
+            None => self.graph.insert(video_graph(
+                decoded,
+                self.time_base,
+                self.rotation,
+                self.renditions,
+                self.largest,
+                self.layout,
+                self.poster_at,
+            )?),
+        };
+        if let Some(mut source) = graph.get("in") {
+            source.source().add(decoded)?;
+        }
+        pull_video(graph, outs, sinks)?;
+        Ok(pts.map(|pts| {
+            let seconds = pts as f64 * f64::from(self.time_base) - self.start;
+            self.end = self.end.max(seconds + self.frame_seconds);
+            seconds
+        }))
+    }
 }
 
 /// Poster and sprite bookkeeping while frames come out of the graph.

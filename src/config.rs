@@ -27,6 +27,11 @@ pub struct Settings {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Milliseconds a Redis call may take before it counts as failed (then the cache is
+    /// bypassed and limits hold in process; a few failures in a row open a breaker for 5 s).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 100)]
+    pub redis_timeout_ms: u64,
+
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     #[arg(long, env = "REDIS_PREFIX", default_value = "videoflix")]
     pub redis_prefix: String,

@@ -77,16 +77,20 @@ impl JobQueue {
                 Ok(())
             }
             Self::Redis(q) => {
-                let mut conn = q.redis.conn().await?;
-                let _: String = redis::cmd("XADD")
-                    .arg(&q.stream)
-                    .arg("*")
-                    .arg("video_id")
-                    .arg(video_id)
-                    .query_async(&mut *conn)
+                q.redis
+                    .bounded(async {
+                        let mut conn = q.redis.conn().await?;
+                        let _: String = redis::cmd("XADD")
+                            .arg(&q.stream)
+                            .arg("*")
+                            .arg("video_id")
+                            .arg(video_id)
+                            .query_async(&mut *conn)
+                            .await
+                            .map_err(unavailable)?;
+                        Ok(())
+                    })
                     .await
-                    .map_err(unavailable)?;
-                Ok(())
             }
         }
     }
@@ -112,18 +116,22 @@ impl JobQueue {
     pub async fn heartbeat(&self, delivery: &Delivery, consumer: &str) -> AppResult<()> {
         match (self, &delivery.entry) {
             (Self::Redis(q), Some(entry)) => {
-                let mut conn = q.redis.conn().await?;
-                let _: redis::Value = redis::cmd("XCLAIM")
-                    .arg(&q.stream)
-                    .arg(&q.group)
-                    .arg(consumer)
-                    .arg(0)
-                    .arg(entry)
-                    .arg("JUSTID")
-                    .query_async(&mut *conn)
+                q.redis
+                    .bounded(async {
+                        let mut conn = q.redis.conn().await?;
+                        let _: redis::Value = redis::cmd("XCLAIM")
+                            .arg(&q.stream)
+                            .arg(&q.group)
+                            .arg(consumer)
+                            .arg(0)
+                            .arg(entry)
+                            .arg("JUSTID")
+                            .query_async(&mut *conn)
+                            .await
+                            .map_err(unavailable)?;
+                        Ok(())
+                    })
                     .await
-                    .map_err(unavailable)?;
-                Ok(())
             }
             _ => Ok(()),
         }
@@ -208,19 +216,23 @@ impl RedisQueue {
     }
 
     async fn drop_entry(&self, id: &str) -> AppResult<()> {
-        let mut conn = self.redis.conn().await?;
-        let _: (i64, i64) = redis::pipe()
-            .cmd("XACK")
-            .arg(&self.stream)
-            .arg(&self.group)
-            .arg(id)
-            .cmd("XDEL")
-            .arg(&self.stream)
-            .arg(id)
-            .query_async(&mut *conn)
+        self.redis
+            .bounded(async {
+                let mut conn = self.redis.conn().await?;
+                let _: (i64, i64) = redis::pipe()
+                    .cmd("XACK")
+                    .arg(&self.stream)
+                    .arg(&self.group)
+                    .arg(id)
+                    .cmd("XDEL")
+                    .arg(&self.stream)
+                    .arg(id)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            })
             .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 }
 

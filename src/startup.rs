@@ -53,7 +53,14 @@ impl Services {
             store.migrate().await.context("applying migrations")?;
         }
         let redis = match &settings.redis_url {
-            Some(url) => Some(Redis::connect(url, &settings.redis_prefix).await?),
+            Some(url) => Some(
+                Redis::connect(
+                    url,
+                    &settings.redis_prefix,
+                    Duration::from_millis(settings.redis_timeout_ms.max(1)),
+                )
+                .await?,
+            ),
             None => None,
         };
         let limiter = match &redis {

@@ -139,17 +139,20 @@ impl Cache {
                 let version_key = redis.key(&format!("cache:{scope}:version"));
                 let prefix = redis.key(&format!("cache:{scope}:"));
                 let suffix = format!(":{key}");
-                let found = async {
-                    let mut conn = redis.conn().await.ok()?;
-                    GET.key(&version_key)
-                        .arg(&prefix)
-                        .arg(&suffix)
-                        .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
-                        .await
-                        .map_err(|e| tracing::warn!(error = %e, "cache read failed"))
-                        .ok()
-                }
-                .await;
+                // Redis down or slow: the cache is bypassed (the breaker makes that instant).
+                let found = redis
+                    .bounded(async {
+                        let mut conn = redis.conn().await?;
+                        GET.key(&version_key)
+                            .arg(&prefix)
+                            .arg(&suffix)
+                            .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
+                            .await
+                            .map_err(unavailable)
+                    })
+                    .await
+                    .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
+                    .ok();
                 let Some((version, cached)) = found else {
                     return load().await;
                 };
@@ -157,17 +160,22 @@ impl Cache {
                     return Ok(value);
                 }
                 let value = load().await?;
-                if let (Ok(bytes), Ok(mut conn)) = (serde_json::to_vec(&value), redis.conn().await)
-                {
-                    let result: Result<(), _> = redis::cmd("SET")
-                        .arg(format!("{prefix}{version}{suffix}"))
-                        .arg(bytes)
-                        .arg("EX")
-                        .arg(self.ttl.as_secs().max(1))
-                        .query_async(&mut *conn)
+                if let Ok(bytes) = serde_json::to_vec(&value) {
+                    let result = redis
+                        .bounded(async {
+                            let mut conn = redis.conn().await?;
+                            redis::cmd("SET")
+                                .arg(format!("{prefix}{version}{suffix}"))
+                                .arg(bytes)
+                                .arg("EX")
+                                .arg(self.ttl.as_secs().max(1))
+                                .query_async::<()>(&mut *conn)
+                                .await
+                                .map_err(unavailable)
+                        })
                         .await;
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "cache write failed");
+                        tracing::debug!(error = %e, "cache write failed");
                     }
                 }
                 Ok(value)
@@ -196,15 +204,20 @@ impl Cache {
                 Some(out)
             }
             Backend::Redis(redis) => {
-                let mut conn = redis.conn().await.ok()?;
                 let mut invocation = VERSIONS.prepare_invoke();
                 for scope in scopes {
                     invocation.key(redis.key(&format!("cache:{scope}:version")));
                 }
-                invocation
-                    .invoke_async::<Vec<String>>(&mut *conn)
+                redis
+                    .bounded(async {
+                        let mut conn = redis.conn().await?;
+                        invocation
+                            .invoke_async::<Vec<String>>(&mut *conn)
+                            .await
+                            .map_err(unavailable)
+                    })
                     .await
-                    .map_err(|e| tracing::warn!(error = %e, "cache versions read failed"))
+                    .map_err(|e| tracing::debug!(error = %e, "cache versions read failed"))
                     .ok()
                     .map(|v| format!("r.{}", v.join(".")))
             }
@@ -225,17 +238,22 @@ impl Cache {
                 let mut last_error = String::new();
                 for attempt in 0..3u32 {
                     if attempt > 0 {
+                        if redis.is_down() {
+                            break;
+                        }
                         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                     }
-                    let result = match redis.conn().await {
-                        Ok(mut conn) => BUMP
-                            .key(&key)
-                            .invoke_async::<i64>(&mut *conn)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                    let result = redis
+                        .bounded(async {
+                            let mut conn = redis.conn().await?;
+                            BUMP.key(&key)
+                                .invoke_async::<i64>(&mut *conn)
+                                .await
+                                .map(|_| ())
+                                .map_err(unavailable)
+                        })
+                        .await
+                        .map_err(|e| e.to_string());
                     match result {
                         Ok(()) => return,
                         Err(e) => last_error = e,
@@ -246,6 +264,10 @@ impl Cache {
             }
         }
     }
+}
+
+fn unavailable(e: redis::RedisError) -> crate::error::AppError {
+    crate::error::AppError::Unavailable(format!("redis: {e}"))
 }
 
 impl Memory {

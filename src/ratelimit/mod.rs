@@ -25,7 +25,8 @@ pub struct RateLimiter {
 #[derive(Clone)]
 enum Backend {
     Memory(Arc<Memory>),
-    Redis(Redis),
+    /// Shared through Redis, with an in-process limiter for while Redis is away.
+    Redis(Redis, Arc<Memory>),
 }
 
 struct Memory {
@@ -74,14 +75,20 @@ impl RateLimiter {
     /// A limiter shared through Redis.
     pub fn redis(redis: Redis, enabled: bool) -> Self {
         Self {
-            backend: Backend::Redis(redis),
+            backend: Backend::Redis(
+                redis,
+                Arc::new(Memory {
+                    epoch: Instant::now(),
+                    tat: Mutex::new(HashMap::new()),
+                }),
+            ),
             enabled,
         }
     }
 
     /// `Ok` if a request under `key` is within `rate`; else [`AppError::RateLimited`] with the
-    /// time until one would pass. Backend failures let the request through (and are logged): a
-    /// Redis outage must not lock every user out.
+    /// time until one would pass. While Redis is unreachable (or slow), the limit holds in
+    /// this process instead: never off, and no request waits for a dead Redis.
     pub async fn check(&self, key: &str, rate: Rate, mode: Mode) -> AppResult<()> {
         if !self.enabled {
             return Ok(());
@@ -90,13 +97,14 @@ impl RateLimiter {
         let interval_ms = (period_ms / u64::from(rate.limit)).max(1);
         let wait_ms = match &self.backend {
             Backend::Memory(memory) => memory.check(key, interval_ms, period_ms, mode),
-            Backend::Redis(redis) => {
-                match redis_check(redis, key, interval_ms, period_ms, mode).await {
+            Backend::Redis(redis, fallback) => {
+                match redis
+                    .bounded(redis_check(redis, key, interval_ms, period_ms, mode))
+                    .await
+                {
                     Ok(wait) => wait,
-                    Err(e) => {
-                        tracing::error!(error = %e, "rate limiter unavailable; request allowed");
-                        0
-                    }
+                    // Redis down: limits are never off, they hold per process meanwhile.
+                    Err(_) => fallback.check(key, interval_ms, period_ms, mode),
                 }
             }
         };
@@ -117,12 +125,21 @@ impl RateLimiter {
                     map.remove(key);
                 }
             }
-            Backend::Redis(redis) => {
-                let full = redis.key(&format!("rl:{key}"));
-                if let Ok(mut conn) = redis.conn().await {
-                    let _: Result<(), _> =
-                        redis::cmd("DEL").arg(full).query_async(&mut *conn).await;
+            Backend::Redis(redis, fallback) => {
+                if let Ok(mut map) = fallback.tat.lock() {
+                    map.remove(key);
                 }
+                let full = redis.key(&format!("rl:{key}"));
+                let _ = redis
+                    .bounded(async {
+                        let mut conn = redis.conn().await?;
+                        redis::cmd("DEL")
+                            .arg(full)
+                            .query_async::<()>(&mut *conn)
+                            .await
+                            .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+                    })
+                    .await;
             }
         }
     }

@@ -102,19 +102,22 @@ impl StatusHub {
             && let Ok(payload) = serde_json::to_vec(&event)
         {
             let latest = latest_key(redis, event.video_id);
-            let published = async {
-                let mut conn = redis.conn().await.ok()?;
-                let mut pipe = redis::pipe();
-                if event.status == "processing" {
-                    pipe.set_ex(&latest, &payload, LATEST_TTL_SECS).ignore();
-                } else {
-                    pipe.del(&latest).ignore();
-                }
-                pipe.publish(channel, &payload).ignore();
-                pipe.query_async::<()>(&mut *conn).await.ok()
-            }
-            .await;
-            if published.is_some() {
+            let published = redis
+                .bounded(async {
+                    let mut conn = redis.conn().await?;
+                    let mut pipe = redis::pipe();
+                    if event.status == "processing" {
+                        pipe.set_ex(&latest, &payload, LATEST_TTL_SECS).ignore();
+                    } else {
+                        pipe.del(&latest).ignore();
+                    }
+                    pipe.publish(channel, &payload).ignore();
+                    pipe.query_async::<()>(&mut *conn)
+                        .await
+                        .map_err(|e| crate::error::AppError::Unavailable(format!("redis: {e}")))
+                })
+                .await;
+            if published.is_ok() {
                 return;
             }
             tracing::warn!("publishing a status event over Redis failed; local only");
@@ -126,12 +129,18 @@ impl StatusHub {
     /// any.
     pub async fn latest(&self, video_id: i64) -> Option<StatusEvent> {
         if let Some((redis, _)) = &self.redis {
-            let mut conn = redis.conn().await.ok()?;
-            let payload: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(latest_key(redis, video_id))
-                .query_async(&mut *conn)
+            let payload: Option<Vec<u8>> = redis
+                .bounded(async {
+                    let mut conn = redis.conn().await?;
+                    redis::cmd("GET")
+                        .arg(latest_key(redis, video_id))
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| crate::error::AppError::Unavailable(format!("redis: {e}")))
+                })
                 .await
-                .ok()?;
+                .ok()
+                .flatten();
             if let Some(event) = payload.and_then(|p| serde_json::from_slice(&p).ok()) {
                 return Some(event);
             }

@@ -149,3 +149,129 @@ async fn an_upload_that_stops_sending_is_dropped_and_leaves_no_file() {
         .await
         .expect("the partial upload is removed");
 }
+
+/// A Redis server of this test's own on a free port (so it can be stopped without touching
+/// anyone else's), stopped when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    /// SIGSTOP / SIGCONT: a hung Redis (connections stay open, nothing answers) is the worst
+    /// case for timeouts.
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_hung_redis_costs_requests_nothing_and_limits_stay_on() {
+    let redis = OwnRedis::start();
+    let app = spawn_app_with(
+        Backend::Real,
+        with(&[
+            ("--redis-url", &format!("redis://127.0.0.1:{}/", redis.port)),
+            ("--throttle-login-address", "5/min"),
+        ]),
+    )
+    .await;
+    let token = admin(&app).await;
+    app.get_auth("/api/videos/", &token).await.expect(200);
+
+    redis.signal("-STOP");
+    // Reads keep working at once (the cache is bypassed), however many are sent.
+    let started = Instant::now();
+    for _ in 0..20 {
+        app.get_auth("/api/videos/", &token).await.expect(200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "20 reads took {:?}",
+        started.elapsed()
+    );
+    // Limits hold in process: 12 wrong passwords from one address, 5 pass, then 429.
+    let guesses = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            app.post(
+                "/login/",
+                serde_json::json!({"email": format!("x{i}@example.com"), "password": "Guess-123456"}),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+    // Readiness says Redis is down.
+    let ready = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(ready.body["redis"]["ok"], false, "{}", ready.text);
+
+    // Redis is back: readiness and the shared cache recover without a restart.
+    redis.signal("-CONT");
+    let recovered = async {
+        loop {
+            if app
+                .call(reqwest::Method::GET, "/readyz", None, None)
+                .await
+                .status
+                == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), recovered)
+        .await
+        .expect("ready again");
+    app.get_auth("/api/videos/", &token).await.expect(200);
+}

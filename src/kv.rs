@@ -209,7 +209,8 @@ impl Redis {
                 .map_err(|e| AppError::Unavailable(format!("redis: {e}")))?;
             Ok::<(), AppError>(())
         };
-        match tokio::time::timeout(self.breaker.timeout.max(Duration::from_millis(500)), ping).await {
+        match tokio::time::timeout(self.breaker.timeout.max(Duration::from_millis(500)), ping).await
+        {
             Ok(Ok(())) => {
                 self.breaker.success();
                 Ok(())

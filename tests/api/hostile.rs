@@ -98,6 +98,19 @@ async fn trickling_clients_are_cut_and_a_normal_client_is_served_at_once() {
         closed_within(&mut first, Duration::from_secs(3)).await,
         "header timeout"
     );
+
+    // A kept-alive connection that goes idle after a request is closed too.
+    let mut idle = connect_from(&app, [127, 0, 0, 5]).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)).await,
+        "idle timeout"
+    );
 }
 
 #[tokio::test]

@@ -195,6 +195,10 @@ pub struct Settings {
     #[arg(long, env = "HTTP2_KEEP_ALIVE", default_value_t = 20)]
     pub http2_keep_alive: u64,
 
+    /// Seconds a request body (other than an upload) may take to arrive in all.
+    #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+
     /// Seconds an upload may go without sending a byte before it is dropped (and its partial
     /// file removed).
     #[arg(long, env = "UPLOAD_IDLE_TIMEOUT", default_value_t = 60)]

@@ -38,6 +38,8 @@ const OPEN_FOR: Duration = Duration::from_secs(5);
 struct Breaker {
     timeout: Duration,
     failures: AtomicU32,
+    /// Failed calls since start (reported by `/readyz`).
+    failed_total: std::sync::atomic::AtomicU64,
     open_until: Mutex<Option<Instant>>,
 }
 
@@ -67,6 +69,7 @@ impl Breaker {
     }
 
     fn failure(&self, why: &str) {
+        self.failed_total.fetch_add(1, Ordering::Relaxed);
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= TRIP_AFTER
             && let Ok(mut open) = self.open_until.lock()
@@ -109,6 +112,7 @@ impl Redis {
             breaker: Arc::new(Breaker {
                 timeout,
                 failures: AtomicU32::new(0),
+                failed_total: std::sync::atomic::AtomicU64::new(0),
                 open_until: Mutex::new(None),
             }),
         };
@@ -172,6 +176,11 @@ impl Redis {
     /// Whether Redis counts as down right now.
     pub fn is_down(&self) -> bool {
         self.breaker.is_open()
+    }
+
+    /// Redis calls that failed or timed out since this process started.
+    pub fn failed_calls(&self) -> u64 {
+        self.breaker.failed_total.load(Ordering::Relaxed)
     }
 
     /// A connection of its own with no response timeout, for blocking reads (`XREADGROUP …

@@ -27,7 +27,11 @@ use crate::{
 /// Assembles the application router.
 pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
     let in_process = BoxCloneSyncService::new(grpc.clone());
-    let rest = videoflix_gateway::rest(in_process, settings.public_url.as_str());
+    let rest = videoflix_gateway::rest(
+        in_process,
+        settings.public_url.as_str(),
+        std::time::Duration::from_secs(settings.body_timeout.max(1)),
+    );
     let grpc_web = tonic_web::GrpcWebLayer::new().layer(grpc);
     let steer = tower::service_fn(move |mut request: Request| {
         let grpc_web = grpc_web.clone();
@@ -329,9 +333,14 @@ async fn readyz(State(services): State<Services>) -> Response {
             "backend": services.store.backend_name(),
             "ok": probe.database,
         },
-        "redis": match probe.redis {
-            Some(ok) => json!({"configured": true, "ok": ok}),
-            None => json!({"configured": false}),
+        "redis": match (probe.redis, &services.redis) {
+            (Some(ok), Some(redis)) => json!({
+                "configured": true,
+                "ok": ok,
+                "bypassed": redis.is_down(),
+                "failed_calls": redis.failed_calls(),
+            }),
+            _ => json!({"configured": false}),
         },
     });
     let status = if ready {

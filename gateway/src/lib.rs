@@ -50,8 +50,10 @@ pub(crate) struct Gateway {
 }
 
 /// The REST API, its OpenAPI document (`/openapi.json`), Swagger UI (`/swagger/`) and Redoc
-/// (`/redoc/`), calling `grpc` for every operation; absolute links start at `public_url`.
-pub fn rest(grpc: GrpcService, public_url: &str) -> RestService {
+/// (`/redoc/`), calling `grpc` for every operation; absolute links start at `public_url`, and
+/// a request body (but an upload's, which has its own idle timeout) must arrive within
+/// `body_timeout`.
+pub fn rest(grpc: GrpcService, public_url: &str, body_timeout: std::time::Duration) -> RestService {
     let (api, mut openapi) = routes::router().split_for_parts();
     contract::complete(&mut openapi);
     let router = api
@@ -68,6 +70,10 @@ pub fn rest(grpc: GrpcService, public_url: &str) -> RestService {
     let uploads = router
         .clone()
         .layer(axum::extract::DefaultBodyLimit::disable());
+    // A client sending its body slowly holds a connection: it gets `body_timeout` in all.
+    let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        body_timeout,
+    ));
     let steer = tower::service_fn(move |request: Request<Body>| {
         let target = if routes::is_upload(&request) {
             uploads.clone()

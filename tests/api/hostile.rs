@@ -114,6 +114,33 @@ async fn trickling_clients_are_cut_and_a_normal_client_is_served_at_once() {
 }
 
 #[tokio::test]
+async fn a_body_that_arrives_too_slowly_is_answered_not_waited_for() {
+    let app = spawn_app_with(Backend::Embedded, with(&[("--body-timeout", "1")])).await;
+    let mut stream = connect_from(&app, [127, 0, 0, 6]).await;
+    stream
+        .write_all(
+            b"POST /login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"email\": ",
+        )
+        .await
+        .expect("part of a body");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled body");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+}
+
+#[tokio::test]
 async fn an_upload_that_stops_sending_is_dropped_and_leaves_no_file() {
     let app = spawn_app_with(
         Backend::Embedded,
@@ -267,6 +294,12 @@ async fn a_hung_redis_costs_requests_nothing_and_limits_stay_on() {
     let ready = app.call(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status, 503, "{}", ready.text);
     assert_eq!(ready.body["redis"]["ok"], false, "{}", ready.text);
+    assert_eq!(ready.body["redis"]["bypassed"], true, "{}", ready.text);
+    assert!(
+        ready.body["redis"]["failed_calls"].as_u64() >= Some(3),
+        "{}",
+        ready.text
+    );
 
     // Redis is back: readiness and the shared cache recover without a restart.
     redis.signal("-CONT");

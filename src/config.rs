@@ -62,8 +62,8 @@ pub struct Settings {
     #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:4200/")]
     pub frontend_url: Url,
 
-    /// Origins allowed by CORS (comma-separated); default: the frontend's origin plus the usual
-    /// localhost development origins.
+    /// Origins allowed by CORS (comma-separated); default: the frontend's origin (a local one
+    /// by name and by IP), plus the usual development servers' origins with `--dev`.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 

@@ -111,10 +111,15 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS…: nothing to accept with until a connection
-                    // closes; wait instead of spinning (and flooding the log).
-                    tracing::warn!(error = %e, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until a
+                    // connection closes; wait instead of spinning (and flooding the log). Any
+                    // other error concerns that one connection only.
+                    if matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105)) {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    } else {
+                        tracing::debug!(error = %e, "accept failed");
+                    }
                     continue;
                 }
             },

@@ -208,8 +208,14 @@ impl Application {
             .runs_worker()
             .then_some(settings.worker_concurrency);
         let limits = crate::serve::ConnectionLimits {
-            max_connections: settings.max_connections,
-            max_per_address: settings.max_connections_per_address,
+            max_connections: settings.max_connections.max(1),
+            // Behind a trusted proxy every connection comes from the proxy: a per-address
+            // limit would be one limit for all users (per-client limits are the rate limits).
+            max_per_address: if settings.trust_proxy_headers {
+                usize::MAX
+            } else {
+                settings.max_connections_per_address.max(1)
+            },
             header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
             http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
         };

@@ -122,7 +122,8 @@ impl Bounds {
             .iter()
             .map(|s| u64::from(s.video_kbps) + u64::from(options.audio_kbps))
             .sum();
-        let seconds = probe.duration.max(1.0);
+        // A declared duration can be anything: at most a few days counts.
+        let seconds = probe.duration.clamp(1.0, 400_000.0);
         // Four times what the ladder's bitrates make of the duration, or of the source, plus
         // room for posters, sprites and playlists.
         let by_duration = (ladder_kbps as f64 * 1000.0 / 8.0 * seconds * 4.0) as u64;

@@ -308,8 +308,10 @@ impl Accounts {
             .await
             .is_err()
         {
+            // Counted now (a success clears it), so parallel attempts get one guess, not a
+            // burst.
             self.limiter
-                .check(&failed_here_key, FAILED_HERE, Mode::Peek)
+                .check(&failed_here_key, FAILED_HERE, Mode::Consume)
                 .await?;
         }
         self.limit_both(

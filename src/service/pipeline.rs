@@ -65,6 +65,8 @@ pub struct Pipeline {
     config: Arc<PipelineConfig>,
     /// Upload probes running at once.
     probes: Arc<tokio::sync::Semaphore>,
+    /// Videos this process will look at again (a job held them): one recheck each.
+    rechecks: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 /// An upload nobody wrote to for this long is abandoned (its process died).
@@ -114,6 +116,7 @@ impl Pipeline {
             hub,
             config: Arc::new(config),
             probes: Arc::new(tokio::sync::Semaphore::new(PROBES_AT_ONCE)),
+            rechecks: Arc::default(),
         }
     }
 
@@ -333,13 +336,15 @@ impl Pipeline {
         let incoming = self.config.media_dir.join("incoming");
         if let Ok(mut entries) = tokio::fs::read_dir(&incoming).await {
             while let Ok(Some(entry)) = entries.next_entry().await {
+                // Longer than any upload may pause, whatever UPLOAD_IDLE_TIMEOUT says.
+                let abandoned_after = UPLOAD_IDLE.max(self.config.upload_idle * 2);
                 let idle = entry
                     .metadata()
                     .await
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > UPLOAD_IDLE);
+                    .is_some_and(|age| age > abandoned_after);
                 if idle && entry.file_name().to_string_lossy().ends_with(".part") {
                     tracing::info!(file = ?entry.file_name(), "removing an abandoned upload");
                     let _ = tokio::fs::remove_file(entry.path()).await;
@@ -368,10 +373,21 @@ impl Pipeline {
                 };
                 let fresh_after = crate::store::Timestamp::now()
                     .minus_secs(self.config.stale_after.as_secs().max(1));
-                if matches!(
-                    self.store.live_claim(id, token, fresh_after).await,
-                    Ok(false)
-                ) {
+                // A folder written to lately is left alone whatever the database says (another
+                // host's clock, a process of an older version).
+                let recently_written = entry
+                    .metadata()
+                    .await
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < self.config.stale_after * 2);
+                if !recently_written
+                    && matches!(
+                        self.store.live_claim(id, token, fresh_after).await,
+                        Ok(false)
+                    )
+                {
                     tracing::info!(video_id = id, "removing a dead job's working folder");
                     let _ = tokio::fs::remove_dir_all(entry.path()).await;
                 }
@@ -424,7 +440,7 @@ impl Pipeline {
                 // A job held it lately: look again once its heartbeat would be stale, so a job
                 // that died (its process killed) is taken over then, not at the next sweep.
                 tracing::info!(video_id = id, "another worker is transcoding it");
-                self.enqueue_later(id, self.config.stale_after);
+                self.recheck_later(id);
                 return Ok(());
             }
             Claim::Done => {
@@ -587,6 +603,33 @@ impl Pipeline {
         } else {
             let _ = tokio::fs::remove_dir_all(own).await;
         }
+    }
+
+    /// Queues `id` again once a claim seen now would be stale, unless this process already
+    /// will (every sweep would otherwise add one more recheck per running job).
+    fn recheck_later(&self, id: i64) {
+        let first = self
+            .rechecks
+            .lock()
+            .map(|mut r| r.insert(id))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        let (queue, rechecks, delay) = (
+            self.queue.clone(),
+            self.rechecks.clone(),
+            self.config.stale_after,
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Ok(mut r) = rechecks.lock() {
+                r.remove(&id);
+            }
+            if let Err(e) = queue.enqueue(id).await {
+                tracing::error!(video_id = id, error = %e, "re-enqueue failed");
+            }
+        });
     }
 
     /// Queues `id` again after `delay`. If that fails (or the process dies first), the sweep

@@ -121,7 +121,15 @@ fn sqlite_busy(code: Option<&str>) -> bool {
 }
 
 fn postgres_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("55P03" | "53300" | "57P01" | "57P03"))
+    // Connection exceptions (08…), lock_not_available, too_many_connections, shutdowns and
+    // restarts, serialization failures and deadlocks: all answered "try again".
+    code.is_some_and(|c| {
+        c.starts_with("08")
+            || matches!(
+                c,
+                "55P03" | "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+            )
+    })
 }
 
 /// The frontend's error category (`{"type": [...]}`) of a request field: the legacy categories
@@ -301,7 +309,7 @@ mod tests {
         for other in ["19", "2067", "1", "11"] {
             assert!(!sqlite_busy(Some(other)), "{other}");
         }
-        for busy in ["55P03", "53300", "57P01", "57P03"] {
+        for busy in ["55P03", "53300", "57P01", "57P03", "08006", "40P01"] {
             assert!(postgres_busy(Some(busy)), "{busy}");
         }
         for other in ["23505", "42P01", "5"] {

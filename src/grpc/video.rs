@@ -574,7 +574,11 @@ impl VideoService for VideoGrpc {
         let mut stream = request.into_inner();
         // The metadata comes first (checked before any byte is stored), or after the file (as
         // multipart forms that put the file first send it).
-        let (leading, first_chunk) = match stream.message().await? {
+        // The first message has the same time to arrive as any chunk.
+        let first = tokio::time::timeout(self.pipeline.upload_idle(), stream.message())
+            .await
+            .map_err(|_| AppError::field("video_file", "The upload stalled: nothing arrived."))?;
+        let (leading, first_chunk) = match first? {
             Some(pb::UploadVideoRequest {
                 payload: Some(Payload::Header(header)),
             }) => (Some(header), None),

@@ -120,6 +120,11 @@ impl Pipeline {
         }
     }
 
+    /// How long an upload may go without sending anything.
+    pub fn upload_idle(&self) -> Duration {
+        self.config.upload_idle
+    }
+
     /// The status hub (for watchers).
     pub fn hub(&self) -> &StatusHub {
         &self.hub

@@ -78,24 +78,6 @@ impl Forward {
 #[derive(Clone, Copy, Debug)]
 pub struct AlreadyThrottled;
 
-/// A page request of a whole-list walk: the first page is charged, the following ones are not.
-pub(crate) trait PageRequest {
-    /// Whether this asks for a later page.
-    fn is_continuation(&self) -> bool;
-}
-
-impl PageRequest for pb::ListFavoritesRequest {
-    fn is_continuation(&self) -> bool {
-        !self.page_token.is_empty()
-    }
-}
-
-impl PageRequest for pb::ListContinueWatchingRequest {
-    fn is_continuation(&self) -> bool {
-        !self.page_token.is_empty()
-    }
-}
-
 impl Forward {
     /// A gRPC request continuing this REST request (see [`AlreadyThrottled`]).
     pub(crate) fn continued<T>(&self, message: T) -> tonic::Request<T> {
@@ -104,9 +86,10 @@ impl Forward {
         request
     }
 
-    /// One page of a whole-list walk: charged when it is the first.
-    pub(crate) fn page<T: PageRequest>(&self, message: T) -> tonic::Request<T> {
-        if message.is_continuation() {
+    /// A page of a whole-list walk after `page_token`: charged only when it is the first
+    /// (no token).
+    pub(crate) fn page<T>(&self, message: T, page_token: &str) -> tonic::Request<T> {
+        if !page_token.is_empty() {
             self.continued(message)
         } else {
             self.request(message)

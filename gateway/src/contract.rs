@@ -15,7 +15,6 @@ const THROTTLED: &[&str] = &[
     "/register/",
     "/login/",
     "/jwt/",
-    "/jwt/refresh/",
     "/guest-login/",
     "/resend-activation/",
     "/reset-password/",

@@ -64,10 +64,7 @@ impl RateLimiter {
     /// An in-process limiter.
     pub fn memory(enabled: bool) -> Self {
         Self {
-            backend: Backend::Memory(Arc::new(Memory {
-                epoch: Instant::now(),
-                tat: Mutex::new(HashMap::new()),
-            })),
+            backend: Backend::Memory(Arc::new(Memory::new())),
             enabled,
         }
     }
@@ -75,13 +72,7 @@ impl RateLimiter {
     /// A limiter shared through Redis.
     pub fn redis(redis: Redis, enabled: bool) -> Self {
         Self {
-            backend: Backend::Redis(
-                redis,
-                Arc::new(Memory {
-                    epoch: Instant::now(),
-                    tat: Mutex::new(HashMap::new()),
-                }),
-            ),
+            backend: Backend::Redis(redis, Arc::new(Memory::new())),
             enabled,
         }
     }
@@ -146,6 +137,13 @@ impl RateLimiter {
 }
 
 impl Memory {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            tat: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn check(&self, key: &str, interval: u64, period: u64, mode: Mode) -> u64 {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 4);
         let Ok(mut map) = self.tat.lock() else {

@@ -74,10 +74,6 @@ impl ClientInfo {
             },
         }
     }
-
-    fn ip_key(&self) -> String {
-        self.key()
-    }
 }
 
 /// How long an address that failed a login on an account counts as failing there: one
@@ -175,7 +171,7 @@ impl Accounts {
     ) -> AppResult<UserRecord> {
         self.limiter
             .check(
-                &format!("register:ip:{}", client.ip_key()),
+                &format!("register:ip:{}", client.key()),
                 self.limits.register,
                 Mode::Consume,
             )
@@ -291,7 +287,7 @@ impl Accounts {
         if password.is_empty() {
             return Err(AppError::field("password", "This field may not be blank."));
         }
-        let ip = client.ip_key();
+        let ip = client.key();
         // Attempts count per account *and address*, and per address, so nobody elsewhere can
         // lock an account's owner out. They are counted *before* the (slow) password check, so a
         // burst of parallel guesses cannot all slip past the limit; a success clears the count.
@@ -367,7 +363,7 @@ impl Accounts {
     pub async fn guest_login(&self, client: ClientInfo) -> AppResult<LoginOutcome> {
         self.limiter
             .check(
-                &format!("guest:ip:{}", client.ip_key()),
+                &format!("guest:ip:{}", client.key()),
                 self.limits.guest,
                 Mode::Consume,
             )
@@ -664,7 +660,7 @@ impl Accounts {
     async fn limit_mail(&self, flow: &str, client: ClientInfo, email: &Email) -> AppResult<()> {
         self.limit_both(
             (
-                &format!("mail:{flow}:ip:{}", client.ip_key()),
+                &format!("mail:{flow}:ip:{}", client.key()),
                 self.limits.mail,
             ),
             (&format!("mail:{flow}:acct:{email}"), self.limits.mail),

@@ -919,10 +919,13 @@ pub(crate) async fn list_favorites(
 ) -> ApiResult<Json<Vec<VideoDto>>> {
     let all = all_pages(|page_token| {
         let mut client = gw.video();
-        let request = fwd.page(pb::ListFavoritesRequest {
-            page_size: 100,
-            page_token,
-        });
+        let request = fwd.page(
+            pb::ListFavoritesRequest {
+                page_size: 100,
+                page_token: page_token.clone(),
+            },
+            &page_token,
+        );
         async move {
             let r = client.list_favorites(request).await?.into_inner();
             Ok((r.videos, r.next_page_token))
@@ -984,10 +987,13 @@ pub(crate) async fn continue_watching(
 ) -> ApiResult<Json<Vec<VideoDto>>> {
     let all = all_pages(|page_token| {
         let mut client = gw.video();
-        let request = fwd.page(pb::ListContinueWatchingRequest {
-            page_size: 100,
-            page_token,
-        });
+        let request = fwd.page(
+            pb::ListContinueWatchingRequest {
+                page_size: 100,
+                page_token: page_token.clone(),
+            },
+            &page_token,
+        );
         async move {
             let r = client.list_continue_watching(request).await?.into_inner();
             Ok((r.videos, r.next_page_token))

@@ -27,11 +27,19 @@ use crate::{
 /// Assembles the application router.
 pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Result<Router> {
     let in_process = BoxCloneSyncService::new(grpc.clone());
-    let rest = videoflix_gateway::rest(
-        in_process,
-        settings.public_url.as_str(),
-        std::time::Duration::from_secs(settings.body_timeout.max(1)),
-    );
+    let body_timeout = std::time::Duration::from_secs(settings.body_timeout.max(1));
+    let rest = videoflix_gateway::rest(in_process, settings.public_url.as_str(), body_timeout);
+    // A request message must arrive within the body timeout, as a REST body must (an upload's
+    // stream has its own idle timeout instead). Inside tonic-web, so gRPC-web gets the status.
+    let grpc = tower::ServiceBuilder::new()
+        .map_request(move |request: Request<tonic::body::Body>| {
+            if request.uri().path() == UPLOAD_METHOD {
+                request
+            } else {
+                request.map(|body| grpc_deadline(body, body_timeout))
+            }
+        })
+        .service(grpc);
     let grpc_web = tonic_web::GrpcWebLayer::new().layer(grpc);
     let steer = tower::service_fn(move |mut request: Request| {
         let grpc_web = grpc_web.clone();
@@ -180,6 +188,26 @@ async fn media_file(
         )
             .into_response(),
     }
+}
+
+/// The one client-streaming method: its messages may take as long as the upload does.
+const UPLOAD_METHOD: &str = "/videoflix.v1.VideoService/UploadVideo";
+
+/// `body` with a deadline; past it tonic answers DEADLINE_EXCEEDED saying why.
+fn grpc_deadline(body: tonic::body::Body, limit: std::time::Duration) -> tonic::body::Body {
+    use http_body_util::BodyExt as _;
+    tonic::body::Body::new(videoflix_gateway::deadline::limit(body, limit).map_err(
+        move |e| -> axum::BoxError {
+            if videoflix_gateway::deadline::is_body_deadline(&*e) {
+                Box::new(tonic::Status::deadline_exceeded(format!(
+                    "the request message did not arrive within {} s",
+                    limit.as_secs()
+                )))
+            } else {
+                e
+            }
+        },
+    ))
 }
 
 fn is_grpc(request: &Request) -> bool {

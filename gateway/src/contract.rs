@@ -1,7 +1,8 @@
 //! What every operation of the OpenAPI document answers besides its own results, added in one
-//! place so no operation can forget one: a body that is not JSON (415) or too large (413), an
-//! invalid or missing token (401), an id that is not an integer (400) or names nothing (404),
-//! throttling (429) and a server that is temporarily unavailable (503). Each has the error body.
+//! place so no operation can forget one: a body that is not JSON (415), too large (413) or too
+//! slow (408), an invalid or missing token (401), an id that is not an integer (400) or names
+//! nothing (404), throttling (429) and a server that is temporarily unavailable (503). Each has
+//! the error body.
 
 use utoipa::openapi::{
     ContentBuilder, OpenApi, PathItem, Ref, RefOr, ResponseBuilder, path::Operation, schema::Schema,
@@ -113,6 +114,7 @@ fn shared_errors(path: &str, operation: &mut Operation) {
     );
     if json_body {
         add("400", "Invalid body or field");
+        add("408", "The body did not arrive within `BODY_TIMEOUT`");
         add("413", "Body larger than the limit");
         add(
             "415",

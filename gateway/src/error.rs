@@ -162,6 +162,7 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = match &rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ if crate::deadline::is_body_deadline(&rejection) => StatusCode::REQUEST_TIMEOUT,
             // Over the body limit.
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 StatusCode::PAYLOAD_TOO_LARGE

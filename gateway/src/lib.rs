@@ -8,6 +8,7 @@
 mod call;
 mod conditional;
 mod contract;
+pub mod deadline;
 mod docs;
 mod dto;
 mod error;
@@ -71,8 +72,10 @@ pub fn rest(grpc: GrpcService, public_url: &str, body_timeout: std::time::Durati
         .clone()
         .layer(axum::extract::DefaultBodyLimit::disable());
     // A client sending its body slowly holds a connection: it gets `body_timeout` in all.
-    let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        body_timeout,
+    let router = router.layer(axum::middleware::map_request(
+        move |request: Request<Body>| async move {
+            request.map(|body| Body::new(deadline::limit(body, body_timeout)))
+        },
     ));
     let steer = tower::service_fn(move |request: Request<Body>| {
         let target = if routes::is_upload(&request) {

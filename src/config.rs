@@ -195,6 +195,11 @@ pub struct Settings {
     #[arg(long, env = "HTTP2_KEEP_ALIVE", default_value_t = 20)]
     pub http2_keep_alive: u64,
 
+    /// Seconds a connection may stay open with no request in progress (an HTTP/2 client that
+    /// answers pings but sends nothing is sent GOAWAY).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
+
     /// Seconds a request body (other than an upload) may take to arrive in all.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,

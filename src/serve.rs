@@ -4,7 +4,8 @@
 //!
 //! - a request's headers must arrive within `header_read_timeout` (also on a kept-alive
 //!   connection: an idle one is closed when the next request does not start in time);
-//! - HTTP/2 connections are pinged and closed when the peer stops answering;
+//! - HTTP/2 connections are pinged and closed when the peer stops answering, and a connection
+//!   with no request open for `idle_timeout` is closed (GOAWAY on HTTP/2) even if it answers;
 //! - at most `max_connections` connections, and `max_per_address` from one address (an IPv6
 //!   client by its /64): a new connection over either is closed at once, so a flood from one
 //!   address leaves room for everyone else;
@@ -18,6 +19,7 @@ use std::{
 };
 
 use axum::{Router, extract::ConnectInfo};
+use http_body_util::BodyExt as _;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -42,6 +44,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Interval of HTTP/2 keep-alive pings (a peer that does not answer one within it is gone).
     pub http2_keep_alive: Duration,
+    /// Time a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
 }
 
 /// Open connections per client key.
@@ -104,7 +108,7 @@ pub async fn serve(
         .keep_alive_interval(Some(limits.http2_keep_alive))
         .keep_alive_timeout(limits.http2_keep_alive);
     let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (stopping, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -141,35 +145,123 @@ pub async fn serve(
             // Without TCP_NODELAY, small HTTP/2 frames wait ~40 ms for delayed ACKs.
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
-        let service = router.clone().map_request(
+        let activity = Activity::new();
+        let router = router.clone();
+        let tracked = activity.clone();
+        let service = tower::service_fn(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request
                     .extensions_mut()
                     .insert(ConnectInfo::<SocketAddr>(peer));
-                request.map(axum::body::Body::new)
+                let request = request.map(axum::body::Body::new);
+                // The request counts as open until its response body is done or dropped.
+                let open = tracked.open();
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request).await?;
+                    Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                        axum::body::Body::new(body.map_frame(move |frame| {
+                            let _open = &open;
+                            frame
+                        }))
+                    }))
+                }
             },
         );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let mut stopping = stopping.subscribe();
+        let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::pin!(connection);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    // Idle (no request open for `idle_timeout`), or the server stops: no new
+                    // requests (HTTP/2 GOAWAY); open ones finish.
+                    () = activity.idle(idle_timeout), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = stopping.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
             }
             drop((permit, slot));
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     // Requests in flight may finish; a stream that would not end (an SSE watcher) is cut after
-    // the grace period.
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    // the grace period. Every connection holds a permit until it has ended.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, global.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("connections still open after the grace period; closing them");
     }
     Ok(())
+}
+
+/// The requests open on one connection, and when the last one ended.
+#[derive(Clone)]
+struct Activity(Arc<Mutex<(usize, tokio::time::Instant)>>);
+
+/// One open request; dropping it ends the request.
+struct Open(Activity);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new((0, tokio::time::Instant::now()))))
+    }
+
+    fn open(&self) -> Open {
+        if let Ok(mut state) = self.0.lock() {
+            state.0 += 1;
+        }
+        Open(self.clone())
+    }
+
+    /// Resolves once no request has been open for `timeout`.
+    async fn idle(&self, timeout: Duration) {
+        loop {
+            let (open, since) = self
+                .0
+                .lock()
+                .map(|s| *s)
+                .unwrap_or((0, tokio::time::Instant::now()));
+            let until = since + timeout;
+            if open == 0 && tokio::time::Instant::now() >= until {
+                return;
+            }
+            // While a request is open, look again after a full period.
+            let wake = if open == 0 {
+                until
+            } else {
+                tokio::time::Instant::now() + timeout
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Ok(mut state) = (self.0).0.lock() {
+            state.0 = state.0.saturating_sub(1);
+            state.1 = tokio::time::Instant::now();
+        }
+    }
 }
 
 fn address_of(ip: IpAddr) -> String {

@@ -218,6 +218,7 @@ impl Application {
             },
             header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
             http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
+            idle_timeout: Duration::from_secs(settings.idle_timeout.max(1)),
         };
         Ok(Self {
             listener,

@@ -352,3 +352,68 @@ async fn a_hung_redis_costs_requests_nothing_and_limits_stay_on() {
         .expect("ready again");
     app.get_auth("/api/videos/", &token).await.expect(200);
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_even_when_it_answers_pings_but_not_mid_request() {
+    use http_body_util::{BodyExt as _, StreamBody};
+    use hyper::body::{Bytes, Frame};
+
+    let app = spawn_app_with(
+        Backend::Embedded,
+        with(&[("--idle-timeout", "1"), ("--http2-keep-alive", "1")]),
+    )
+    .await;
+    let tcp = connect_from(&app, [127, 0, 0, 7]).await;
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    // The client answers the server's pings for as long as the connection lives.
+    let mut connection = tokio::spawn(connection);
+
+    // A request whose body is still coming keeps the connection open past the idle timeout.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    let request = http::Request::post(format!("{}/login/", app.base))
+        .header("content-type", "application/json")
+        .body(StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed())
+        .expect("request");
+    let answer = tokio::spawn(sender.clone().send_request(request));
+    tx.send(Ok(Frame::data(Bytes::from_static(b"{\"email\": "))))
+        .await
+        .expect("part");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(2500), &mut connection)
+            .await
+            .is_err(),
+        "closed while a request was open"
+    );
+    // ... and open to new requests: no GOAWAY was sent.
+    let healthz = sender
+        .send_request(
+            http::Request::get(format!("{}/healthz", app.base))
+                .body(
+                    http_body_util::Empty::<Bytes>::new()
+                        .map_err(|e| match e {})
+                        .boxed(),
+                )
+                .expect("request"),
+        )
+        .await
+        .expect("a second request on the same connection");
+    assert_eq!(healthz.status(), 200);
+    tx.send(Ok(Frame::data(Bytes::from_static(
+        b"\"a@b.example\", \"password\": \"x\"}",
+    ))))
+    .await
+    .expect("rest");
+    drop(tx);
+    let response = answer.await.expect("task").expect("answer");
+    assert_eq!(response.status(), 400, "a wrong login, answered");
+    let _ = response.into_body().collect().await;
+
+    // Then, idle, it is sent GOAWAY and ends although every ping is answered.
+    let ended = tokio::time::timeout(Duration::from_secs(4), connection).await;
+    assert!(ended.is_ok(), "an idle connection stayed open");
+}

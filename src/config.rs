@@ -71,6 +71,10 @@ pub struct Settings {
     #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
     pub media_dir: PathBuf,
 
+    /// Folder of catalog exports (`export-video-data`, the weekly export).
+    #[arg(long, env = "EXPORT_DIR", default_value = "data/exports")]
+    pub export_dir: PathBuf,
+
     /// Secret signing access tokens and e-mailed links (at least 32 characters).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -1,6 +1,7 @@
 //! Videoflix: a video-streaming backend. gRPC (tonic) with gRPC-web, reflection and health, and
 //! the legacy REST API (the `videoflix-gateway` crate), all on one port.
 
+pub mod backup;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -90,6 +90,45 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
+    /// Export the catalog to `video_data_YYYY-MM-DD_HH-MM-SS.json` (UTC) in EXPORT_DIR.
+    ExportVideoData {
+        /// Folder to write into (default EXPORT_DIR).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        /// Also accounts (with password hashes), favorites and watch progress, as one
+        /// versioned document for disaster recovery.
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Import an export (either format): checked whole first, then written in one transaction.
+    ImportVideoData {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// Print what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Uploader id of the file and the account here it stands for (`OLD=NEW`; repeatable).
+        #[arg(long = "map-user", value_parser = parse_user_map)]
+        map_user: Vec<(i64, i64)>,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+}
+
+fn parse_user_map(raw: &str) -> Result<(i64, i64), String> {
+    let (old, new) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected OLD=NEW, got {raw:?}"))?;
+    let id = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| format!("{s:?} is not a user id"))
+    };
+    Ok((id(old)?, id(new)?))
 }
 
 // The request path allocates many small strings (JSON, protobuf); mimalloc handles that
@@ -214,10 +253,101 @@ async fn run(command: Command) -> anyhow::Result<()> {
             password_stdin,
             settings,
         } => create_superuser(&settings, &email, password_stdin).await,
+        Command::ExportVideoData {
+            output,
+            full,
+            settings,
+        } => {
+            let services = Services::connect(&settings, true).await?;
+            let written = services.backups.export(output.as_deref(), full).await;
+            services.store.close().await;
+            let written = written?;
+            println!(
+                "{} ({} videos{})",
+                written.path.display(),
+                written.videos,
+                if full {
+                    format!(
+                        ", {} users, {} favorites, {} progress",
+                        written.users, written.favorites, written.progress
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
+        Command::ImportVideoData {
+            file,
+            dry_run,
+            map_user,
+            settings,
+        } => import(&settings, &file, dry_run, map_user).await,
         Command::PurgeGuests { settings } => {
             let services = Services::connect(&settings, true).await?;
             let removed = services.accounts.purge_guests().await?;
             println!("{removed} expired guest account(s) deleted");
+            Ok(())
+        }
+    }
+}
+
+async fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    dry_run: bool,
+    map_user: Vec<(i64, i64)>,
+) -> anyhow::Result<()> {
+    let bytes = tokio::fs::read(file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    let services = Services::connect(settings, true).await?;
+    let outcome = services
+        .backups
+        .import(&bytes, dry_run, &map_user.into_iter().collect())
+        .await;
+    services.store.close().await;
+    match outcome? {
+        videoflix::backup::Imported::Rejected(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "{} bad record(s) in {}; nothing was written",
+                errors.len(),
+                file.display()
+            )
+        }
+        videoflix::backup::Imported::Done(preview) => {
+            let verb = if dry_run { "would be" } else { "" };
+            for (what, c) in [
+                ("videos", preview.videos),
+                ("users", preview.users),
+                ("favorites", preview.favorites),
+                ("watch progress", preview.progress),
+            ] {
+                if c.created + c.updated + c.unchanged > 0 || what == "videos" {
+                    println!(
+                        "{what}: {} created, {} updated, {} unchanged{}",
+                        c.created,
+                        c.updated,
+                        c.unchanged,
+                        if verb.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({verb})")
+                        }
+                    );
+                }
+            }
+            if dry_run {
+                println!("dry run: nothing was written");
+            } else if settings.redis_url.is_none() {
+                println!(
+                    "note: without Redis a running server's catalog cache shows the change within \
+                     CACHE_TTL"
+                );
+            }
             Ok(())
         }
     }

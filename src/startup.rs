@@ -37,6 +37,8 @@ pub struct Services {
     pub catalog: Catalog,
     /// Uploads, transcode jobs and workers.
     pub pipeline: Pipeline,
+    /// Catalog export and import.
+    pub backups: crate::backup::Backups,
 }
 
 impl Services {
@@ -141,12 +143,15 @@ impl Services {
                 },
             },
         );
+        let backups =
+            crate::backup::Backups::new(store.clone(), cache.clone(), settings.export_dir.clone());
         Ok(Self {
             store,
             redis,
             accounts,
             catalog,
             pipeline,
+            backups,
         })
     }
 }

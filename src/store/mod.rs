@@ -41,9 +41,12 @@ macro_rules! on_pool {
     };
 }
 
+mod backup;
 mod renditions;
 mod timestamp;
 mod videos;
+
+pub use backup::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo};
 
 pub use renditions::{Renditions, StoredRendition};
 

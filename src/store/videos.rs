@@ -74,7 +74,7 @@ impl VideoRecord {
     }
 }
 
-const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, \
+pub(super) const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, \
     v.uploaded_by, u.email AS uploader_email, u.phone AS uploader_phone, \
     u.address AS uploader_address, v.uploaded_at, v.updated_at, v.duration, v.status, \
     v.status_reason, v.video_file, v.poster, v.vtt_file, v.hd360, v.hd480, v.hd720, v.hd1080, \

@@ -1,0 +1,319 @@
+//! Reading an export back: the whole file is checked against the API's domain rules first, and
+//! only a file with no bad record is written, in one transaction, by id (so importing the same
+//! file twice changes nothing the second time).
+
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    checks::{Reporter, check_favorite, check_progress, check_user, check_video},
+    format::{ExportFile, FULL_FORMAT, FULL_VERSION, UserEntry, VideoEntry},
+};
+use crate::{
+    error::AppResult,
+    store::{ExportedProgress, ImportWrites, Store, Timestamp},
+};
+
+/// One bad record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// `videos`, `users`, `favorites`, `watch_progress` or `file`.
+    pub section: &'static str,
+    /// Position in its section.
+    pub index: usize,
+    /// The record's id, when it has one.
+    pub id: Option<i64>,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.section, self.index)?;
+        if let Some(id) = self.id {
+            write!(f, " (id {id})")?;
+        }
+        write!(f, " {}: {}", self.field, self.reason)
+    }
+}
+
+/// Created / updated / unchanged records of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// New ids.
+    pub created: u64,
+    /// Existing ids whose record differs.
+    pub updated: u64,
+    /// Existing ids with the same record.
+    pub unchanged: u64,
+}
+
+/// What an import does (or, dry, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preview {
+    /// Videos.
+    pub videos: Counts,
+    /// Accounts (full documents).
+    pub users: Counts,
+    /// Favorites (full documents).
+    pub favorites: Counts,
+    /// Watch progress (full documents).
+    pub progress: Counts,
+}
+
+impl Preview {
+    /// Whether the import writes anything.
+    pub fn changes_anything(&self) -> bool {
+        [self.videos, self.users, self.favorites, self.progress]
+            .iter()
+            .any(|c| c.created + c.updated > 0)
+    }
+}
+
+/// A checked file: what to write and what that does.
+pub struct Plan {
+    /// The rows to write (only the created and updated ones).
+    pub writes: ImportWrites,
+    /// The counts.
+    pub preview: Preview,
+}
+
+/// Parses `bytes` (either format) and checks every record against `store`'s current content.
+/// `user_map` maps uploader ids of the file to accounts here.
+pub async fn plan(
+    store: &Store,
+    bytes: &[u8],
+    user_map: &HashMap<i64, i64>,
+) -> anyhow::Result<Result<Plan, Vec<RecordError>>> {
+    let file = match serde_json::from_slice::<ExportFile>(bytes) {
+        Ok(file) => file,
+        Err(e) => {
+            return Ok(Err(vec![RecordError {
+                section: "file",
+                index: 0,
+                id: None,
+                field: "json".into(),
+                reason: format!("not a video export (an array of videos or a full document): {e}"),
+            }]));
+        }
+    };
+    let (users, videos, favorites, progress) = match file {
+        ExportFile::Videos(videos) => (Vec::new(), videos, Vec::new(), Vec::new()),
+        ExportFile::Full(doc) => {
+            if doc.format != FULL_FORMAT || doc.version != FULL_VERSION {
+                return Ok(Err(vec![RecordError {
+                    section: "file",
+                    index: 0,
+                    id: None,
+                    field: "format".into(),
+                    reason: format!(
+                        "expected format \"{FULL_FORMAT}\" version {FULL_VERSION}, found \"{}\" \
+                         version {}",
+                        doc.format, doc.version
+                    ),
+                }]));
+            }
+            (doc.users, doc.videos, doc.favorites, doc.watch_progress)
+        }
+    };
+
+    let existing = Existing::load(store).await?;
+    let mut errors = Vec::new();
+    let mut writes = ImportWrites::default();
+    let mut preview = Preview::default();
+
+    // Accounts first: videos, favorites and progress may name the file's accounts.
+    let mut file_users = HashSet::new();
+    let mut file_emails = HashMap::new();
+    for (index, entry) in users.iter().enumerate() {
+        let mut report = Reporter::new(&mut errors, "users", index, Some(entry.id));
+        if !file_users.insert(entry.id) {
+            report.field("id", "appears twice in the file");
+        }
+        let Some(user) = check_user(entry, &mut report) else {
+            continue;
+        };
+        if let Some(other) = file_emails.insert(user.email.clone(), entry.id) {
+            report.field(
+                "email",
+                format!("also the e-mail of user {other} in the file"),
+            );
+        }
+        if let Some(&owner) = existing.emails.get(&user.email)
+            && owner != user.id
+        {
+            report.field("email", format!("already the e-mail of user {owner} here"));
+        }
+        if report.failed() {
+            continue;
+        }
+        let canonical = UserEntry::from_record(&user);
+        match existing.users.get(&user.id) {
+            None => {
+                preview.users.created += 1;
+                writes.users.push(user);
+            }
+            Some(old) if *old == canonical => preview.users.unchanged += 1,
+            Some(_) => {
+                preview.users.updated += 1;
+                writes.users.push(user);
+            }
+        }
+    }
+    let user_exists = |id: i64| file_users.contains(&id) || existing.users.contains_key(&id);
+
+    let mut file_videos = HashSet::new();
+    for (index, entry) in videos.iter().enumerate() {
+        let mut report = Reporter::new(&mut errors, "videos", index, Some(entry.id));
+        if !file_videos.insert(entry.id) {
+            report.field("id", "appears twice in the file");
+        }
+        let Some(mut video) = check_video(entry, &mut report) else {
+            continue;
+        };
+        if let Some(uploader) = video.record.uploaded_by {
+            let mapped = user_map.get(&uploader).copied().unwrap_or(uploader);
+            if user_exists(mapped) {
+                video.record.uploaded_by = Some(mapped);
+            } else {
+                report.field(
+                    "uploaded_by",
+                    format!("no user {uploader} here or in the file (map it with --map-user)"),
+                );
+                continue;
+            }
+        }
+        let canonical = VideoEntry::from_record(&video.record);
+        match existing.videos.get(&video.record.id) {
+            None => {
+                preview.videos.created += 1;
+                writes.videos.push(video);
+            }
+            Some(old) if *old == canonical => preview.videos.unchanged += 1,
+            Some(_) => {
+                preview.videos.updated += 1;
+                writes.videos.push(video);
+            }
+        }
+    }
+    let video_exists = |id: i64| file_videos.contains(&id) || existing.video_ids.contains(&id);
+
+    let mut seen = HashSet::new();
+    for (index, entry) in favorites.iter().enumerate() {
+        let mut report = Reporter::new(&mut errors, "favorites", index, None);
+        let Some(row) = check_favorite(entry, &mut report, &user_exists, &video_exists) else {
+            continue;
+        };
+        if !seen.insert((row.user_id, row.video_id)) {
+            report.field("video_id", "this favorite appears twice in the file");
+            continue;
+        }
+        match existing.favorites.get(&(row.user_id, row.video_id)) {
+            None => {
+                preview.favorites.created += 1;
+                writes.favorites.push(row);
+            }
+            Some(old) if *old == row.created_at => preview.favorites.unchanged += 1,
+            Some(_) => {
+                preview.favorites.updated += 1;
+                writes.favorites.push(row);
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for (index, entry) in progress.iter().enumerate() {
+        let mut report = Reporter::new(&mut errors, "watch_progress", index, None);
+        let Some(row) = check_progress(entry, &mut report, &user_exists, &video_exists) else {
+            continue;
+        };
+        if !seen.insert((row.user_id, row.video_id)) {
+            report.field("video_id", "this progress appears twice in the file");
+            continue;
+        }
+        match existing.progress.get(&(row.user_id, row.video_id)) {
+            None => {
+                preview.progress.created += 1;
+                writes.progress.push(row);
+            }
+            Some(old) if *old == row => preview.progress.unchanged += 1,
+            Some(_) => {
+                preview.progress.updated += 1;
+                writes.progress.push(row);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Ok(Plan { writes, preview }))
+    } else {
+        Ok(Err(errors))
+    }
+}
+
+/// What the database holds now, in the exported form, to tell created, updated and unchanged.
+struct Existing {
+    users: HashMap<i64, UserEntry>,
+    emails: HashMap<String, i64>,
+    videos: HashMap<i64, VideoEntry>,
+    video_ids: HashSet<i64>,
+    favorites: HashMap<(i64, i64), Timestamp>,
+    progress: HashMap<(i64, i64), ExportedProgress>,
+}
+
+impl Existing {
+    async fn load(store: &Store) -> anyhow::Result<Self> {
+        let users = all(0, async |a| store.users_after(a, 1000).await, |u| u.id).await?;
+        let videos = all(0, async |a| store.videos_after(a, 1000).await, |v| v.id).await?;
+        let pair = |user_id: i64, video_id: i64| (user_id, video_id);
+        let favorites = all(
+            (0, 0),
+            async |a| store.favorites_after(a, 1000).await,
+            |f| pair(f.user_id, f.video_id),
+        )
+        .await?;
+        let progress = all(
+            (0, 0),
+            async |a| store.progress_after(a, 1000).await,
+            |p| pair(p.user_id, p.video_id),
+        )
+        .await?;
+        Ok(Self {
+            emails: users.iter().map(|u| (u.email.clone(), u.id)).collect(),
+            users: users
+                .iter()
+                .map(|u| (u.id, UserEntry::from_record(u)))
+                .collect(),
+            video_ids: videos.iter().map(|v| v.id).collect(),
+            videos: videos
+                .iter()
+                .map(|v| (v.id, VideoEntry::from_record(v)))
+                .collect(),
+            favorites: favorites
+                .into_iter()
+                .map(|f| (pair(f.user_id, f.video_id), f.created_at))
+                .collect(),
+            progress: progress
+                .into_iter()
+                .map(|p| (pair(p.user_id, p.video_id), p))
+                .collect(),
+        })
+    }
+}
+
+/// Every row, read batch by batch in key order.
+async fn all<R, K: Copy>(
+    start: K,
+    fetch: impl AsyncFn(K) -> AppResult<Vec<R>>,
+    key: impl Fn(&R) -> K,
+) -> AppResult<Vec<R>> {
+    let mut rows = Vec::new();
+    let mut after = start;
+    loop {
+        let batch = fetch(after).await?;
+        match batch.last() {
+            Some(last) => after = key(last),
+            None => return Ok(rows),
+        }
+        rows.extend(batch);
+    }
+}

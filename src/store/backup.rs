@@ -1,0 +1,234 @@
+//! Export reads (in id order, one batch at a time, so a large catalog is never held at once)
+//! and the import's single transaction.
+
+use super::{Backend, Renditions, Store, Timestamp, USER_COLUMNS, UserRecord, VideoRecord};
+use crate::error::AppResult;
+
+/// A favorite as exported.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ExportedFavorite {
+    /// Account.
+    pub user_id: i64,
+    /// Video.
+    pub video_id: i64,
+    /// When it was marked.
+    pub created_at: Timestamp,
+}
+
+/// Watch progress as exported.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ExportedProgress {
+    /// Account.
+    pub user_id: i64,
+    /// Video.
+    pub video_id: i64,
+    /// Seconds watched.
+    pub position: f64,
+    /// Last update.
+    pub updated_at: Timestamp,
+}
+
+/// A video to write as it stands in an import (validated by the caller).
+#[derive(Clone, Debug)]
+pub struct ImportedVideo {
+    /// Every exported column, as a stored record (uploader contact fields unused).
+    pub record: VideoRecord,
+    /// Lower-cased title and description.
+    pub search_text: String,
+}
+
+/// Everything one import writes, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct ImportWrites {
+    /// Accounts to insert or replace (by id).
+    pub users: Vec<UserRecord>,
+    /// Videos to insert or replace (by id).
+    pub videos: Vec<ImportedVideo>,
+    /// Favorites to insert or replace.
+    pub favorites: Vec<ExportedFavorite>,
+    /// Progress to insert or replace.
+    pub progress: Vec<ExportedProgress>,
+}
+
+const VIDEO_COLUMNS: &str = "id, title, description, author, genre, language, uploaded_by, \
+    uploaded_at, updated_at, duration, status, status_reason, video_file, poster, vtt_file, \
+    hd360, hd480, hd720, hd1080, hls, renditions, search_text";
+
+impl Store {
+    /// Up to `limit` videos with an id above `after`, in id order.
+    pub async fn videos_after(&self, after: i64, limit: i64) -> AppResult<Vec<VideoRecord>> {
+        let sql = format!(
+            "{} WHERE v.id > $1 ORDER BY v.id LIMIT $2",
+            super::videos::VIDEO_SELECT
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Up to `limit` accounts with an id above `after`, in id order.
+    pub async fn users_after(&self, after: i64, limit: i64) -> AppResult<Vec<UserRecord>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Up to `limit` favorites after the key `after` (user, video), in key order.
+    pub async fn favorites_after(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> AppResult<Vec<ExportedFavorite>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, ExportedFavorite>(
+                "SELECT user_id, video_id, created_at FROM favorites \
+                 WHERE user_id > $1 OR (user_id = $1 AND video_id > $2) \
+                 ORDER BY user_id, video_id LIMIT $3",
+            )
+            .bind(after.0)
+            .bind(after.1)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Up to `limit` progress rows after the key `after` (user, video), in key order.
+    pub async fn progress_after(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> AppResult<Vec<ExportedProgress>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as::<_, ExportedProgress>(
+                "SELECT user_id, video_id, position, updated_at FROM watch_progress \
+                 WHERE user_id > $1 OR (user_id = $1 AND video_id > $2) \
+                 ORDER BY user_id, video_id LIMIT $3",
+            )
+            .bind(after.0)
+            .bind(after.1)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Writes an import in one transaction (all of it or none), then moves the id sequences
+    /// past the highest ids so new rows never collide with imported ones.
+    pub async fn apply_import(&self, writes: &ImportWrites) -> AppResult<()> {
+        let user_sql = format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
+             password_hash = excluded.password_hash, is_active = excluded.is_active, \
+             is_superuser = excluded.is_superuser, is_guest = excluded.is_guest, \
+             phone = excluded.phone, address = excluded.address, \
+             created_at = excluded.created_at, last_login = excluded.last_login"
+        );
+        let video_sql = format!(
+            "INSERT INTO videos ({VIDEO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title, \
+             description = excluded.description, author = excluded.author, \
+             genre = excluded.genre, language = excluded.language, \
+             uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at, \
+             updated_at = excluded.updated_at, duration = excluded.duration, \
+             status = excluded.status, status_reason = excluded.status_reason, \
+             video_file = excluded.video_file, poster = excluded.poster, \
+             vtt_file = excluded.vtt_file, hd360 = excluded.hd360, hd480 = excluded.hd480, \
+             hd720 = excluded.hd720, hd1080 = excluded.hd1080, hls = excluded.hls, \
+             renditions = excluded.renditions, search_text = excluded.search_text, \
+             claim_token = '', claimed_at = NULL"
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for u in &writes.users {
+                sqlx::query(sqlx::AssertSqlSafe(user_sql.as_str()))
+                    .bind(u.id)
+                    .bind(&u.email)
+                    .bind(&u.password_hash)
+                    .bind(u.is_active)
+                    .bind(u.is_superuser)
+                    .bind(u.is_guest)
+                    .bind(&u.phone)
+                    .bind(&u.address)
+                    .bind(u.created_at)
+                    .bind(u.last_login)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for v in &writes.videos {
+                let r = &v.record;
+                sqlx::query(sqlx::AssertSqlSafe(video_sql.as_str()))
+                    .bind(r.id)
+                    .bind(&r.title)
+                    .bind(&r.description)
+                    .bind(&r.author)
+                    .bind(&r.genre)
+                    .bind(&r.language)
+                    .bind(r.uploaded_by)
+                    .bind(r.uploaded_at)
+                    .bind(r.updated_at)
+                    .bind(r.duration)
+                    .bind(&r.status)
+                    .bind(&r.status_reason)
+                    .bind(&r.video_file)
+                    .bind(&r.poster)
+                    .bind(&r.vtt_file)
+                    .bind(&r.hd360)
+                    .bind(&r.hd480)
+                    .bind(&r.hd720)
+                    .bind(&r.hd1080)
+                    .bind(&r.hls)
+                    .bind(Renditions::to_json(&r.renditions))
+                    .bind(&v.search_text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for f in &writes.favorites {
+                sqlx::query(
+                    "INSERT INTO favorites (user_id, video_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id, video_id) DO UPDATE SET created_at = excluded.created_at",
+                )
+                .bind(f.user_id)
+                .bind(f.video_id)
+                .bind(f.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for p in &writes.progress {
+                sqlx::query(
+                    "INSERT INTO watch_progress (user_id, video_id, position, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, video_id) DO UPDATE SET \
+                     position = excluded.position, updated_at = excluded.updated_at",
+                )
+                .bind(p.user_id)
+                .bind(p.video_id)
+                .bind(p.position)
+                .bind(p.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if matches!(self.backend, Backend::Postgres(_)) {
+                // SQLite's AUTOINCREMENT already moved past explicit ids.
+                for table in ["users", "videos"] {
+                    let sql = format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                         COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table}"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

@@ -75,6 +75,19 @@ pub struct Settings {
     #[arg(long, env = "EXPORT_DIR", default_value = "data/exports")]
     pub export_dir: PathBuf,
 
+    /// When the scheduled export runs (six-field cron, seconds first, in SCHEDULE_TZ); stored in
+    /// the database on first start, then changed with `videoflix jobs set export …`.
+    #[arg(long, env = "EXPORT_SCHEDULE", default_value = "0 0 6 * * Sun")]
+    pub export_schedule: String,
+
+    /// Scheduled exports kept (older ones the scheduler wrote are deleted).
+    #[arg(long, env = "EXPORT_KEEP", default_value_t = 8)]
+    pub export_keep: usize,
+
+    /// Time zone of the job schedules (IANA name).
+    #[arg(long, env = "SCHEDULE_TZ", default_value = "UTC")]
+    pub schedule_tz: chrono_tz::Tz,
+
     /// Secret signing access tokens and e-mailed links (at least 32 characters).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -296,6 +309,9 @@ impl Settings {
             return Err(ConfigError(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
             ));
+        }
+        if let Err(e) = crate::jobs::Schedule::parse(&self.export_schedule) {
+            return Err(ConfigError(format!("EXPORT_SCHEDULE: {}", e.message)));
         }
         if let Some(redis) = &self.redis_url
             && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod jobs;
 pub mod kv;
 pub mod mail;
 pub mod media;

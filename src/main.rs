@@ -102,6 +102,13 @@ enum Command {
         #[command(flatten)]
         settings: Box<Settings>,
     },
+    /// The periodic jobs: list them (schedule, next due time, last run), or change one.
+    Jobs {
+        #[command(subcommand)]
+        action: Option<JobsAction>,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
     /// Import an export (either format): checked whole first, then written in one transaction.
     ImportVideoData {
         /// The export file.
@@ -114,6 +121,24 @@ enum Command {
         map_user: Vec<(i64, i64)>,
         #[command(flatten)]
         settings: Box<Settings>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Give a job a new schedule (six-field cron, seconds first), e.g. `set export "0 0 3 * * Mon"`.
+    Set { name: String, schedule: String },
+    /// Run a job now, once (recorded like a scheduled run).
+    Run { name: String },
+    /// Stop running a job on its schedule.
+    Disable { name: String },
+    /// Run a job on its schedule again.
+    Enable { name: String },
+    /// The newest runs (of one job, or of all).
+    Runs {
+        name: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
 }
 
@@ -183,7 +208,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let services = Services::connect(&settings, true).await?;
             let concurrency = concurrency.unwrap_or(settings.worker_concurrency).max(1);
             let workers = videoflix::startup::start_workers(&services.pipeline, concurrency).await;
+            let mut scheduler = videoflix::scheduler::start(services.jobs.clone()).await?;
             videoflix::startup::wait_for_shutdown().await;
+            let _ = scheduler.shutdown().await;
             for worker in workers {
                 worker.abort();
             }
@@ -283,6 +310,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             map_user,
             settings,
         } => import(&settings, &file, dry_run, map_user).await,
+        Command::Jobs { action, settings } => {
+            let services = Services::connect(&settings, true).await?;
+            let result = jobs(&services.jobs, action).await;
+            services.store.close().await;
+            result
+        }
         Command::PurgeGuests { settings } => {
             let services = Services::connect(&settings, true).await?;
             let removed = services.accounts.purge_guests().await?;
@@ -290,6 +323,84 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn jobs(jobs: &videoflix::jobs::Jobs, action: Option<JobsAction>) -> anyhow::Result<()> {
+    use videoflix::{backup::rfc3339, jobs::JobName};
+    let name = |raw: &str| {
+        raw.parse::<JobName>()
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+    };
+    match action {
+        None => {
+            println!(
+                "{:<15} {:<8} {:<18} {:<28} last run",
+                "job", "enabled", "schedule", "next due"
+            );
+            for job in jobs.status().await? {
+                let last = job.last_run.map_or_else(
+                    || "never".to_owned(),
+                    |r| {
+                        format!(
+                            "{} {} ({}) {}",
+                            rfc3339(r.started_at),
+                            r.outcome,
+                            r.trigger,
+                            r.message
+                        )
+                    },
+                );
+                println!(
+                    "{:<15} {:<8} {:<18} {:<28} {last}",
+                    job.row.name,
+                    if job.row.enabled { "yes" } else { "no" },
+                    job.row.schedule,
+                    job.next_due.map_or_else(|| "-".to_owned(), rfc3339),
+                );
+            }
+        }
+        Some(JobsAction::Set {
+            name: job,
+            schedule,
+        }) => {
+            let job = name(&job)?;
+            let schedule = videoflix::jobs::Schedule::parse(&schedule)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            jobs.set_schedule(job, &schedule).await?;
+            println!("{job}: {}", schedule.as_str());
+        }
+        Some(JobsAction::Run { name: job }) => match jobs.run_now(name(&job)?).await? {
+            videoflix::jobs::RunOutcome::Ran(run) => {
+                println!("{job}: {} {}", run.outcome, run.message);
+                anyhow::ensure!(run.outcome == "ok", "{job} failed");
+            }
+            videoflix::jobs::RunOutcome::AlreadyTaken => println!("{job}: already running"),
+        },
+        Some(JobsAction::Disable { name: job }) => {
+            jobs.set_enabled(name(&job)?, false).await?;
+            println!("{job}: disabled");
+        }
+        Some(JobsAction::Enable { name: job }) => {
+            jobs.set_enabled(name(&job)?, true).await?;
+            println!("{job}: enabled");
+        }
+        Some(JobsAction::Runs { name: job, limit }) => {
+            let job = job.as_deref().map(name).transpose()?;
+            for r in jobs.runs(job, limit.clamp(1, 1000)).await? {
+                println!(
+                    "{} {:<15} due {} {} ({}) {} [{}]",
+                    r.id,
+                    r.job,
+                    rfc3339(r.due_at),
+                    r.outcome,
+                    r.trigger,
+                    r.message,
+                    r.process
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn import(

@@ -1,32 +1,34 @@
-//! Periodic jobs (tokio-cron-scheduler, six-field cron with seconds first, UTC). Each job is
-//! idempotent, so several processes running the scheduler at once do no harm.
+//! The one periodic timer (tokio-cron-scheduler): once a second it asks [`Jobs`] to run what is
+//! due. Schedules live in the database, so a change takes effect on the next tick without a
+//! restart, and each due time runs once across every `serve` and `worker` process.
 
 use anyhow::Context as _;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::service::Accounts;
+use crate::jobs::Jobs;
 
-/// Every hour at minute 7: delete guests older than their lifetime.
-pub const PURGE_GUESTS: &str = "0 7 * * * *";
+/// Every second.
+const TICK: &str = "* * * * * *";
 
-/// Starts the scheduler with the periodic jobs; keep the handle alive while serving.
-pub async fn start(accounts: Accounts) -> anyhow::Result<JobScheduler> {
+/// Starts ticking; keep the handle alive while serving, shut it down to stop.
+pub async fn start(jobs: Jobs) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new()
         .await
         .context("creating the scheduler")?;
-    let job = Job::new_async(PURGE_GUESTS, move |_, _| {
-        let accounts = accounts.clone();
+    // A tick that is still running (a long export) is not started again: the next one starts
+    // once it is done.
+    let busy = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let job = Job::new_async(TICK, move |_, _| {
+        let jobs = jobs.clone();
+        let busy = busy.clone();
         Box::pin(async move {
-            if let Err(e) = accounts.purge_guests().await {
-                tracing::error!(error = ?e, "purging guests failed");
+            if let Ok(_running) = busy.try_lock() {
+                jobs.tick().await;
             }
         })
     })
-    .context("guest purge job")?;
-    scheduler
-        .add(job)
-        .await
-        .context("adding the guest purge job")?;
+    .context("the scheduler tick")?;
+    scheduler.add(job).await.context("adding the tick")?;
     scheduler.start().await.context("starting the scheduler")?;
     Ok(scheduler)
 }

@@ -39,6 +39,8 @@ pub struct Services {
     pub pipeline: Pipeline,
     /// Catalog export and import.
     pub backups: crate::backup::Backups,
+    /// The periodic jobs.
+    pub jobs: crate::jobs::Jobs,
 }
 
 impl Services {
@@ -145,6 +147,20 @@ impl Services {
         );
         let backups =
             crate::backup::Backups::new(store.clone(), cache.clone(), settings.export_dir.clone());
+        let jobs = crate::jobs::Jobs::new(
+            store.clone(),
+            redis.clone(),
+            backups.clone(),
+            accounts.clone(),
+            pipeline.clone(),
+            settings.schedule_tz,
+            settings.export_keep,
+        );
+        let export_schedule = crate::jobs::Schedule::parse(&settings.export_schedule)
+            .map_err(|e| anyhow::anyhow!("EXPORT_SCHEDULE: {}", e.message))?;
+        jobs.seed(&export_schedule)
+            .await
+            .context("storing the default job schedules")?;
         Ok(Self {
             store,
             redis,
@@ -152,6 +168,7 @@ impl Services {
             catalog,
             pipeline,
             backups,
+            jobs,
         })
     }
 }
@@ -248,10 +265,7 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, with the scheduler and the health watcher running.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let scheduler = crate::scheduler::start(self.services.accounts.clone()).await?;
-        if let Err(e) = self.services.accounts.purge_guests().await {
-            tracing::warn!(error = ?e, "initial guest purge failed");
-        }
+        let scheduler = crate::scheduler::start(self.services.jobs.clone()).await?;
         let watcher = tokio::spawn(watch_health(self.services.clone(), self.health));
         let workers = match self.workers {
             Some(n) => start_workers(&self.services.pipeline, n).await,

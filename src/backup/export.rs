@@ -129,7 +129,7 @@ async fn write_temp(
         counts.users = section(
             &mut out,
             0,
-            async |after| store.users_after(after, BATCH).await,
+            |after| store.users_after(after, BATCH),
             |u| u.id,
             UserEntry::from_record,
         )
@@ -140,7 +140,7 @@ async fn write_temp(
         counts.favorites = section(
             &mut out,
             (0, 0),
-            async |after| store.favorites_after(after, BATCH).await,
+            |after| store.favorites_after(after, BATCH),
             |f| (f.user_id, f.video_id),
             FavoriteEntry::from_row,
         )
@@ -149,7 +149,7 @@ async fn write_temp(
         counts.progress = section(
             &mut out,
             (0, 0),
-            async |after| store.progress_after(after, BATCH).await,
+            |after| store.progress_after(after, BATCH),
             |p| (p.user_id, p.video_id),
             ProgressEntry::from_row,
         )
@@ -200,7 +200,7 @@ async fn videos(store: &Store, out: &mut (impl AsyncWrite + Unpin)) -> anyhow::R
     section(
         out,
         0,
-        async |after| store.videos_after(after, BATCH).await,
+        |after| store.videos_after(after, BATCH),
         |v| v.id,
         VideoEntry::from_record,
     )
@@ -209,10 +209,10 @@ async fn videos(store: &Store, out: &mut (impl AsyncWrite + Unpin)) -> anyhow::R
 
 /// Writes one array of rows read batch by batch in key order (`fetch` gives the rows after a
 /// key); returns the count.
-async fn section<R, K: Copy, E: Serialize>(
+async fn section<R, K: Copy, E: Serialize, Fut: Future<Output = AppResult<Vec<R>>>>(
     out: &mut (impl AsyncWrite + Unpin),
     start: K,
-    fetch: impl AsyncFn(K) -> AppResult<Vec<R>>,
+    fetch: impl Fn(K) -> Fut,
     key: impl Fn(&R) -> K,
     entry: impl Fn(&R) -> E,
 ) -> anyhow::Result<u64> {

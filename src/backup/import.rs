@@ -262,18 +262,18 @@ struct Existing {
 
 impl Existing {
     async fn load(store: &Store) -> anyhow::Result<Self> {
-        let users = all(0, async |a| store.users_after(a, 1000).await, |u| u.id).await?;
-        let videos = all(0, async |a| store.videos_after(a, 1000).await, |v| v.id).await?;
+        let users = all(0, |a| store.users_after(a, 1000), |u| u.id).await?;
+        let videos = all(0, |a| store.videos_after(a, 1000), |v| v.id).await?;
         let pair = |user_id: i64, video_id: i64| (user_id, video_id);
         let favorites = all(
             (0, 0),
-            async |a| store.favorites_after(a, 1000).await,
+            |a| store.favorites_after(a, 1000),
             |f| pair(f.user_id, f.video_id),
         )
         .await?;
         let progress = all(
             (0, 0),
-            async |a| store.progress_after(a, 1000).await,
+            |a| store.progress_after(a, 1000),
             |p| pair(p.user_id, p.video_id),
         )
         .await?;
@@ -301,9 +301,9 @@ impl Existing {
 }
 
 /// Every row, read batch by batch in key order.
-async fn all<R, K: Copy>(
+async fn all<R, K: Copy, Fut: Future<Output = AppResult<Vec<R>>>>(
     start: K,
-    fetch: impl AsyncFn(K) -> AppResult<Vec<R>>,
+    fetch: impl Fn(K) -> Fut,
     key: impl Fn(&R) -> K,
 ) -> AppResult<Vec<R>> {
     let mut rows = Vec::new();

@@ -31,9 +31,6 @@ use crate::{
     store::{Claim, MediaPaths, Store, StoredRendition},
 };
 
-/// How often workers look for unfinished videos nobody is working on.
-const SWEEP_EVERY: Duration = Duration::from_secs(300);
-
 /// Settings of the pipeline.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -308,29 +305,16 @@ impl Pipeline {
         Ok(ids.len())
     }
 
-    /// Starts `concurrency` workers taking jobs from the queue, and a sweep every few minutes
-    /// (a job lost on the way — a failed enqueue, a dead worker's in-process queue — is found).
+    /// Starts `concurrency` workers taking jobs from the queue (the `sweep` job finds a job lost
+    /// on the way: a failed enqueue, a dead worker's in-process queue).
     pub fn spawn_workers(&self, concurrency: usize) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks: Vec<_> = (0..concurrency.max(1))
+        (0..concurrency.max(1))
             .map(|n| {
                 let pipeline = self.clone();
                 let consumer = format!("{}-{n}", uuid::Uuid::new_v4().simple());
                 tokio::spawn(async move { pipeline.work(consumer).await })
             })
-            .collect();
-        let pipeline = self.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                if let Err(e) = pipeline.sweep().await {
-                    tracing::warn!(error = %e, "periodic sweep failed");
-                }
-                pipeline.clean_debris().await;
-            }
-        }));
-        tasks
+            .collect()
     }
 
     /// Removes what crashed processes left behind (at start-up and with every sweep): uploads

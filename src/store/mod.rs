@@ -42,11 +42,13 @@ macro_rules! on_pool {
 }
 
 mod backup;
+mod jobs;
 mod renditions;
 mod timestamp;
 mod videos;
 
 pub use backup::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo};
+pub use jobs::{ExportRow, JobRow, JobRunRow};
 
 pub use renditions::{Renditions, StoredRendition};
 

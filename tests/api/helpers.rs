@@ -332,6 +332,10 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
             "--mail-outbox-dir".into(),
             dir.path().join("outbox").display().to_string(),
         ),
+        (
+            "--export-dir".into(),
+            dir.path().join("exports").display().to_string(),
+        ),
         ("--throttle-login-account".into(), "1000/min".into()),
         ("--throttle-login-account-all".into(), "1000/min".into()),
         ("--throttle-login-address".into(), "1000/min".into()),

@@ -9,6 +9,7 @@ mod contract;
 mod helpers;
 mod hls_check;
 mod hostile;
+mod jobs;
 mod legacy;
 mod media;
 mod pipeline;

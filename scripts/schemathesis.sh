@@ -43,7 +43,7 @@ trap cleanup EXIT
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 BASE="http://127.0.0.1:$PORT"
 export DATABASE_URL="sqlite://$WORK/videoflix.db?mode=rwc" MEDIA_DIR="$WORK/media" \
-    MAIL_OUTBOX_DIR="$WORK/outbox" THROTTLE_ENABLED=false PUBLIC_URL="$BASE/" \
+    MAIL_OUTBOX_DIR="$WORK/outbox" EXPORT_DIR="$WORK/exports" THROTTLE_ENABLED=false PUBLIC_URL="$BASE/" \
     JWT_SECRET="schemathesis-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PASSWORD="Fuzz-admin-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 "$BIN" migrate >/dev/null

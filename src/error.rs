@@ -40,6 +40,10 @@ pub enum AppError {
     /// Authenticated, but not allowed (PERMISSION_DENIED / 403).
     #[error("permission denied: {0}")]
     PermissionDenied(&'static str),
+    /// The request would break a rule of the current state, e.g. removing the last superuser
+    /// (FAILED_PRECONDITION / 400).
+    #[error("refused: {0}")]
+    Refused(&'static str),
     /// The named resource does not exist (NOT_FOUND / 404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -221,6 +225,12 @@ impl From<AppError> for tonic::Status {
                 (*why).to_owned(),
                 "PERMISSION_DENIED",
                 "permission",
+            ),
+            AppError::Refused(why) => (
+                Code::FailedPrecondition,
+                (*why).to_owned(),
+                "REFUSED",
+                "state",
             ),
             AppError::NotFound(what) => (
                 Code::NotFound,

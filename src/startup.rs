@@ -11,7 +11,7 @@ use tonic_health::server::HealthReporter;
 use crate::{
     cache::Cache,
     config::Settings,
-    grpc::{self, AuthGrpc, VideoGrpc, pb},
+    grpc::{self, AdminGrpc, AuthGrpc, VideoGrpc, pb},
     kv::Redis,
     mail::Mailer,
     media::TranscodeOptions,
@@ -41,6 +41,8 @@ pub struct Services {
     pub backups: crate::backup::Backups,
     /// The periodic jobs.
     pub jobs: crate::jobs::Jobs,
+    /// The admin functions.
+    pub admin: crate::service::Admin,
 }
 
 impl Services {
@@ -161,6 +163,12 @@ impl Services {
         jobs.seed(&export_schedule)
             .await
             .context("storing the default job schedules")?;
+        let admin = crate::service::Admin::new(
+            store.clone(),
+            accounts.clone(),
+            jobs.clone(),
+            backups.clone(),
+        );
         Ok(Self {
             store,
             redis,
@@ -169,6 +177,7 @@ impl Services {
             pipeline,
             backups,
             jobs,
+            admin,
         })
     }
 }
@@ -200,6 +209,9 @@ impl Application {
         health
             .set_serving::<pb::video_service_server::VideoServiceServer<VideoGrpc>>()
             .await;
+        health
+            .set_serving::<pb::admin_service_server::AdminServiceServer<AdminGrpc>>()
+            .await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
@@ -217,6 +229,14 @@ impl Application {
         );
         let routes = Routes::new(pb::auth_service_server::AuthServiceServer::new(auth))
             .add_service(pb::video_service_server::VideoServiceServer::new(video))
+            .add_service(pb::admin_service_server::AdminServiceServer::new(
+                AdminGrpc::new(
+                    services.accounts.clone(),
+                    services.catalog.clone(),
+                    services.admin.clone(),
+                    settings.trust_proxy_headers,
+                ),
+            ))
             .add_service(health_service)
             .add_service(reflection().build_v1().context("reflection v1")?)
             .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
@@ -323,7 +343,12 @@ async fn watch_health(services: Services, health: HealthReporter) {
                 tonic_health::ServingStatus::NotServing
             };
             tracing::warn!(?status, "health changed");
-            for name in ["", "videoflix.v1.AuthService", "videoflix.v1.VideoService"] {
+            for name in [
+                "",
+                "videoflix.v1.AuthService",
+                "videoflix.v1.VideoService",
+                "videoflix.v1.AdminService",
+            ] {
                 health.set_service_status(name, status).await;
             }
         }

@@ -144,6 +144,7 @@ fn normalize_path(mut request: Request<Body>) -> Request<Body> {
         (name = "auth", description = "Registration, activation, login, tokens, password reset"),
         (name = "me", description = "The caller's profile, favorites and watch progress"),
         (name = "videos", description = "The catalog: list, search, filter, recent, by genre; admin writes"),
+        (name = "admin", description = "Superusers: accounts, scheduled jobs, exports and imports"),
     )
 )]
 pub(crate) struct ApiDoc;

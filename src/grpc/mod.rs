@@ -1,10 +1,12 @@
 //! The gRPC edge: generated code, one thin file per service (parse request → use case → reply),
 //! and request-context helpers (bearer token, client address).
 
+mod admin;
 mod auth;
 mod context;
 mod video;
 
+pub use admin::AdminGrpc;
 pub use auth::AuthGrpc;
 pub use video::VideoGrpc;
 

@@ -158,6 +158,12 @@ impl Accounts {
         &self.hasher
     }
 
+    /// Drops every verified session kept in memory, after an account's flags changed outside
+    /// this service (the next call reads the account again).
+    pub async fn forget_cached_sessions(&self) {
+        self.sessions.invalidate_all().await;
+    }
+
     // ---- registration ------------------------------------------------------------------------
 
     /// Creates an inactive account and mails its activation link.

@@ -1,12 +1,14 @@
 //! Use cases, independent of the transport: both gRPC and (through gRPC) REST call these.
 
 mod accounts;
+mod admin;
 mod catalog;
 mod pipeline;
 mod session_cache;
 mod status;
 
 pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
+pub use admin::{Admin, ExportFile, MAX_USERS_PAGE, UserPatch};
 pub use catalog::{
     CATALOG, Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
     VideoPatch, VideoView,

@@ -41,12 +41,14 @@ macro_rules! on_pool {
     };
 }
 
+mod admin;
 mod backup;
 mod jobs;
 mod renditions;
 mod timestamp;
 mod videos;
 
+pub use admin::UserFilter;
 pub use backup::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo};
 pub use jobs::{ExportRow, JobRow, JobRunRow};
 

@@ -2,6 +2,7 @@
 
 mod accounts_grpc;
 mod accounts_rest;
+mod admin;
 mod backup;
 mod catalog;
 mod cli;

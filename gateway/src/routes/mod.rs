@@ -1,6 +1,7 @@
 //! REST routes, each registered through utoipa-axum so no route exists undocumented, and the
 //! table of which gRPC method each REST operation calls (checked against the proto in tests).
 
+mod admin;
 mod auth;
 mod videos;
 
@@ -133,6 +134,66 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/videos/{id}/status/",
         "videoflix.v1.VideoService/WatchTranscodeStatus",
     ),
+    op(
+        "GET",
+        "/api/admin/users/",
+        "videoflix.v1.AdminService/ListUsers",
+    ),
+    op(
+        "GET",
+        "/api/admin/users/{id}/",
+        "videoflix.v1.AdminService/GetUser",
+    ),
+    op(
+        "PATCH",
+        "/api/admin/users/{id}/",
+        "videoflix.v1.AdminService/UpdateUser",
+    ),
+    op(
+        "DELETE",
+        "/api/admin/users/{id}/",
+        "videoflix.v1.AdminService/DeleteUser",
+    ),
+    op(
+        "GET",
+        "/api/admin/jobs/",
+        "videoflix.v1.AdminService/ListJobs",
+    ),
+    op(
+        "PATCH",
+        "/api/admin/jobs/{name}/",
+        "videoflix.v1.AdminService/UpdateJob",
+    ),
+    op(
+        "POST",
+        "/api/admin/jobs/{name}/run/",
+        "videoflix.v1.AdminService/RunJob",
+    ),
+    op(
+        "GET",
+        "/api/admin/job-runs/",
+        "videoflix.v1.AdminService/ListJobRuns",
+    ),
+    op(
+        "GET",
+        "/api/admin/exports/",
+        "videoflix.v1.AdminService/ListExports",
+    ),
+    op(
+        "POST",
+        "/api/admin/exports/",
+        "videoflix.v1.AdminService/CreateExport",
+    ),
+    op(
+        "GET",
+        "/api/admin/exports/{name}/",
+        "videoflix.v1.AdminService/DownloadExport",
+    ),
+    op(
+        "POST",
+        "/api/admin/import/",
+        "videoflix.v1.AdminService/ImportVideoData",
+    ),
 ];
 
 /// RPCs with no REST operation yet, and why.
@@ -175,6 +236,19 @@ pub(crate) fn router() -> OpenApiRouter<Gateway> {
         .routes(routes!(videos::put_progress))
         .routes(routes!(videos::continue_watching))
         .routes(routes!(videos::video_status))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::list_jobs))
+        .routes(routes!(admin::update_job))
+        .routes(routes!(admin::run_job))
+        .routes(routes!(admin::list_job_runs))
+        .routes(routes!(admin::list_exports, admin::create_export))
+        .routes(routes!(admin::download_export))
+        .routes(routes!(admin::import))
 }
 
 /// Whether `request` is a multipart video upload (`POST /api/videos/`, normalised path).

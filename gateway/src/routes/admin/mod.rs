@@ -8,14 +8,19 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt as _;
-use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     ApiError, ErrorBody, Gateway,
     call::{ApiJson, Forward},
     pb,
+};
+
+mod dto;
+
+use dto::{
+    AdminUserDto, CountsDto, ExportBody, ExportDto, ImportDto, ImportErrorDto, ImportParams,
+    JobDto, JobPatchBody, JobRunDto, RunDto, RunParams, UserPageDto, UserParams, UserPatchBody,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -24,240 +29,6 @@ impl Gateway {
     fn admin(&self) -> pb::admin_service_client::AdminServiceClient<crate::GrpcService> {
         pb::admin_service_client::AdminServiceClient::new(self.grpc.clone())
     }
-}
-
-/// An account as an administrator sees it.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AdminUserDto {
-    id: i64,
-    email: String,
-    is_active: bool,
-    is_superuser: bool,
-    is_guest: bool,
-    phone: String,
-    address: String,
-    /// RFC 3339.
-    created_at: String,
-    /// RFC 3339, or null when never.
-    last_login: Option<String>,
-}
-
-impl From<pb::AdminUser> for AdminUserDto {
-    fn from(u: pb::AdminUser) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            is_active: u.is_active,
-            is_superuser: u.is_superuser,
-            is_guest: u.is_guest,
-            phone: u.phone,
-            address: u.address,
-            created_at: u.created_at,
-            last_login: Some(u.last_login).filter(|s| !s.is_empty()),
-        }
-    }
-}
-
-/// One page of accounts.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct UserPageDto {
-    results: Vec<AdminUserDto>,
-    /// Pass as `page_token` for the next page; null on the last.
-    next_page_token: Option<String>,
-}
-
-/// Query of `GET /api/admin/users/`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct UserParams {
-    /// Part of the e-mail (case-insensitive).
-    #[param(max_length = 254)]
-    search: Option<String>,
-    /// Only active (`true`) or inactive (`false`) accounts.
-    #[param(value_type = Option<bool>)]
-    is_active: Option<String>,
-    /// Only superusers, or only others.
-    #[param(value_type = Option<bool>)]
-    is_superuser: Option<String>,
-    /// Only guests, or only others.
-    #[param(value_type = Option<bool>)]
-    is_guest: Option<String>,
-    /// 1–100 (default 20).
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
-    page_size: Option<String>,
-    /// From `next_page_token`.
-    page_token: Option<String>,
-}
-
-/// Changes to an account; absent fields stay.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct UserPatchBody {
-    is_active: Option<bool>,
-    is_superuser: Option<bool>,
-}
-
-/// One run of a job.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct JobRunDto {
-    id: i64,
-    job: String,
-    /// The due time it ran for (RFC 3339).
-    due_at: String,
-    /// `schedule`, `catch-up` or `manual`.
-    trigger: String,
-    started_at: String,
-    finished_at: Option<String>,
-    /// `running`, `ok` or `failed`.
-    outcome: String,
-    message: String,
-    process: String,
-}
-
-impl From<pb::JobRun> for JobRunDto {
-    fn from(r: pb::JobRun) -> Self {
-        Self {
-            id: r.id,
-            job: r.job,
-            due_at: r.due_at,
-            trigger: r.trigger,
-            started_at: r.started_at,
-            finished_at: Some(r.finished_at).filter(|s| !s.is_empty()),
-            outcome: r.outcome,
-            message: r.message,
-            process: r.process,
-        }
-    }
-}
-
-/// A periodic job.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct JobDto {
-    /// `export`, `purge-guests`, `clean-sessions` or `sweep`.
-    name: String,
-    /// Six-field cron expression (seconds first).
-    schedule: String,
-    enabled: bool,
-    /// RFC 3339; null while disabled.
-    next_due: Option<String>,
-    last_run: Option<JobRunDto>,
-}
-
-impl From<pb::Job> for JobDto {
-    fn from(j: pb::Job) -> Self {
-        Self {
-            name: j.name,
-            schedule: j.schedule,
-            enabled: j.enabled,
-            next_due: Some(j.next_due).filter(|s| !s.is_empty()),
-            last_run: j.last_run.map(JobRunDto::from),
-        }
-    }
-}
-
-/// Changes to a job; absent fields stay.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct JobPatchBody {
-    /// A six-field cron expression, e.g. `0 0 3 * * Mon`.
-    #[schema(max_length = 200)]
-    schedule: Option<String>,
-    enabled: Option<bool>,
-}
-
-/// What `POST /api/admin/jobs/{name}/run/` did.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RunDto {
-    /// The run; null when another process was running the job for this moment.
-    run: Option<JobRunDto>,
-}
-
-/// Query of `GET /api/admin/job-runs/`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RunParams {
-    /// Only this job.
-    job: Option<String>,
-    /// 1–1000 (default 50).
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 1000)]
-    limit: Option<String>,
-}
-
-/// An export file.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ExportDto {
-    name: String,
-    bytes: i64,
-    created_at: String,
-    /// Written by the schedule (retention applies to these only).
-    scheduled: bool,
-    /// A full document with accounts, favorites and progress.
-    full: bool,
-}
-
-impl From<pb::Export> for ExportDto {
-    fn from(e: pb::Export) -> Self {
-        Self {
-            name: e.name,
-            bytes: e.bytes,
-            created_at: e.created_at,
-            scheduled: e.scheduled,
-            full: e.full,
-        }
-    }
-}
-
-/// `POST /api/admin/exports/`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExportBody {
-    /// Also accounts, favorites and watch progress.
-    #[serde(default)]
-    full: bool,
-}
-
-/// Query of `POST /api/admin/import/`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ImportParams {
-    /// `true`: only preview, write nothing.
-    #[param(value_type = Option<bool>)]
-    dry_run: Option<String>,
-}
-
-/// Created / updated / unchanged records of one kind.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CountsDto {
-    created: i64,
-    updated: i64,
-    unchanged: i64,
-}
-
-/// One bad record of an import.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ImportErrorDto {
-    section: String,
-    index: i64,
-    id: Option<i64>,
-    field: String,
-    reason: String,
-}
-
-/// What an import did (or, dry, would do).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ImportDto {
-    /// False when a record was bad: nothing was written, `errors` says why.
-    ok: bool,
-    /// The changes were written.
-    applied: bool,
-    videos: Option<CountsDto>,
-    users: Option<CountsDto>,
-    favorites: Option<CountsDto>,
-    watch_progress: Option<CountsDto>,
-    errors: Vec<ImportErrorDto>,
 }
 
 fn counts(c: Option<pb::ImportCounts>) -> Option<CountsDto> {

@@ -135,6 +135,13 @@ impl AdminService for AdminGrpc {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let caller = self.superuser(&request).await?;
         let r = request.into_inner();
+        if r.search.chars().count() > 254 {
+            return Err(AppError::field(
+                "search",
+                "Ensure this field has no more than 254 characters.",
+            )
+            .into());
+        }
         if !(0..=100).contains(&r.page_size) {
             return Err(AppError::field("page_size", "Must be between 1 and 100.").into());
         }
@@ -369,6 +376,14 @@ impl AdminService for AdminGrpc {
                 watch_progress: counts_pb(p.progress),
                 errors: Vec::new(),
             },
+            Imported::Rejected(errors) if errors.iter().any(|e| e.section == "file") => {
+                let reason = errors
+                    .into_iter()
+                    .map(|e| e.reason)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Err(AppError::field("data", reason).into());
+            }
             Imported::Rejected(errors) => pb::ImportVideoDataResponse {
                 ok: false,
                 applied: false,

@@ -238,3 +238,15 @@ pub(crate) struct ImportDto {
     pub(super) watch_progress: Option<CountsDto>,
     pub(super) errors: Vec<ImportErrorDto>,
 }
+
+/// An export file: the video array (`video_data_….json`) or a full document
+/// (`full_data_….json`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ExportDocument {
+    /// One object per video.
+    Videos(Vec<std::collections::HashMap<String, serde_json::Value>>),
+    /// `{"format": "videoflix-full-export", "version": 1, "users": […], "videos": […], …}`.
+    Full(std::collections::HashMap<String, serde_json::Value>),
+}

@@ -19,8 +19,9 @@ use crate::{
 mod dto;
 
 use dto::{
-    AdminUserDto, CountsDto, ExportBody, ExportDto, ImportDto, ImportErrorDto, ImportParams,
-    JobDto, JobPatchBody, JobRunDto, RunDto, RunParams, UserPageDto, UserParams, UserPatchBody,
+    AdminUserDto, CountsDto, ExportBody, ExportDocument, ExportDto, ImportDto, ImportErrorDto,
+    ImportParams, JobDto, JobPatchBody, JobRunDto, RunDto, RunParams, UserPageDto, UserParams,
+    UserPatchBody,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -360,7 +361,7 @@ pub(crate) async fn create_export(
     params(("name" = String, Path, description = "A file name from the list")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "The file", content_type = "application/json", body = String),
+        (status = 200, description = "The file", content_type = "application/json", body = ExportDocument),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 403, description = "Not a superuser", body = ErrorBody),
         (status = 404, description = "No such export", body = ErrorBody),
@@ -397,11 +398,11 @@ pub(crate) async fn download_export(
 /// Bodies up to 2 MB; larger files with `videoflix import-video-data`.
 #[utoipa::path(
     post, path = "/api/admin/import/", tag = "admin", params(ImportParams),
-    request_body(content = Object, content_type = "application/json", description = "An export file: the video array or a full document"),
+    request_body(content = ExportDocument, content_type = "application/json", description = "An export file: the video array or a full document"),
     security(("token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The preview or outcome", body = ImportDto),
-        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        (status = 400, description = "Invalid parameter, or the body is not an export file", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 403, description = "Not a superuser", body = ErrorBody),
         (status = 413, description = "Body larger than 2 MB", body = ErrorBody),

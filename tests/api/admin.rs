@@ -213,6 +213,11 @@ async fn superusers_manage_accounts_but_never_remove_the_last_superuser(#[case] 
     )
     .await
     .expect(400);
+    let me = app
+        .get_auth(&format!("/api/admin/users/{admin_id}/"), &admin)
+        .await
+        .expect(200);
+    assert_eq!(me.body["is_superuser"], true);
     app.get_auth("/api/admin/users/999999/", &admin)
         .await
         .expect(404);
@@ -299,6 +304,50 @@ async fn superusers_run_jobs_and_move_exports_in_and_out(#[case] backend: Backen
         .expect(200);
     assert_eq!(ran.body["run"]["outcome"], "ok", "{}", ran.body);
     assert_eq!(ran.body["run"]["trigger"], "manual");
+    let listed = client
+        .list_jobs(authed(pb::ListJobsRequest {}, &admin))
+        .await
+        .expect("jobs")
+        .into_inner();
+    let export = listed
+        .jobs
+        .iter()
+        .find(|j| j.name == "export")
+        .expect("export");
+    assert_eq!(
+        export.last_run.as_ref().map(|r| r.outcome.as_str()),
+        Some("ok")
+    );
+    let again = client
+        .run_job(authed(
+            pb::RunJobRequest {
+                name: "purge-guests".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(again.run.map(|r| r.outcome), Some("ok".into()));
+    // Only the manual run: the hourly purge may also have ticked meanwhile.
+    let rest_runs = app
+        .get_auth("/api/admin/job-runs/?job=purge-guests&limit=10", &admin)
+        .await
+        .expect(200);
+    assert_eq!(rest_runs.body[0]["trigger"], "manual", "{}", rest_runs.body);
+    assert!(
+        rest_runs
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r["job"] == "purge-guests"),
+        "{}",
+        rest_runs.body
+    );
+    app.get_auth("/api/admin/job-runs/?limit=0", &admin)
+        .await
+        .expect_error(400, "limit");
     let runs = client
         .list_job_runs(authed(
             pb::ListJobRunsRequest {
@@ -321,6 +370,22 @@ async fn superusers_run_jobs_and_move_exports_in_and_out(#[case] backend: Backen
         .export
         .expect("export");
     assert!(created.full && created.name.starts_with("full_data_"));
+    let by_rest = app
+        .call(
+            Method::POST,
+            "/api/admin/exports/",
+            Some(json!({})),
+            Some(&admin),
+        )
+        .await
+        .expect(201);
+    assert_eq!(by_rest.body["full"], false);
+    let by_grpc = client
+        .list_exports(authed(pb::ListExportsRequest {}, &admin))
+        .await
+        .expect("exports")
+        .into_inner();
+    assert_eq!(by_grpc.exports.len(), 3);
     let list = app
         .get_auth("/api/admin/exports/", &admin)
         .await
@@ -337,7 +402,7 @@ async fn superusers_run_jobs_and_move_exports_in_and_out(#[case] backend: Backen
             )
         })
         .collect();
-    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.len(), 3, "{listed:?}");
     assert!(
         listed.contains(&(created.name.clone(), false)),
         "{listed:?}"

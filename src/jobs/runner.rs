@@ -146,7 +146,11 @@ impl Jobs {
                 "schedule"
             };
             if let Err(e) = self.run(job, due, trigger).await {
+                // Not recorded (the database was away): look at this due time again next tick.
                 tracing::warn!(job = %job, error = %e, "job run failed to start");
+                if let Ok(mut seen) = self.seen.lock() {
+                    seen.remove(&job);
+                }
             }
         }
     }
@@ -160,11 +164,18 @@ impl Jobs {
         if !self.lock(job, due).await {
             return Ok(RunOutcome::AlreadyTaken);
         }
-        let Some(id) = self
+        let claimed = self
             .store
             .claim_job_run(job.as_str(), due, trigger, &self.process)
-            .await?
-        else {
+            .await;
+        let Some(id) = (match claimed {
+            Ok(id) => id,
+            Err(e) => {
+                // Nothing recorded: let whoever tries next (this process too) take the lock.
+                self.unlock(job, due).await;
+                return Err(e);
+            }
+        }) else {
             return Ok(RunOutcome::AlreadyTaken);
         };
         tracing::info!(job = %job, due = %crate::backup::rfc3339(due), trigger, "job started");
@@ -210,6 +221,28 @@ impl Jobs {
             })
             .await;
         taken.unwrap_or(true)
+    }
+
+    /// Releases this process's lock on a due time (best effort).
+    async fn unlock(&self, job: JobName, due: Timestamp) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let key = redis.key(&format!("job:{}:{}", job.as_str(), due.micros()));
+        let _ = redis
+            .bounded(async {
+                let mut conn = redis.conn().await?;
+                redis::Script::new(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                     return redis.call('DEL', KEYS[1]) else return 0 end",
+                )
+                .key(&key)
+                .arg(&self.process)
+                .invoke_async::<i64>(&mut *conn)
+                .await
+                .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+            })
+            .await;
     }
 
     async fn execute(&self, job: JobName) -> anyhow::Result<String> {

@@ -233,33 +233,71 @@ impl TestApp {
 
 static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
 
-/// Drops databases left behind by earlier (aborted) test runs, once per test process.
+/// Test databases and Redis prefixes are named `vf_test_<unix seconds>_<random>`: a run cleans
+/// up only what is over a day old, never what a concurrent run (another checkout, nextest, CI
+/// beside a developer) is using.
+fn test_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("vf_test_{now}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether `name` is a test name made over a day ago by [`test_name`].
+fn stale(name: &str) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    name.strip_prefix("vf_test_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|secs| secs.parse::<u64>().ok())
+        .is_some_and(|made| made + 24 * 3600 < now)
+}
+
+/// Drops test databases and Redis keys over a day old (aborted runs), once per test process.
 async fn cleanup_stale_databases() {
     PG_CLEANUP
         .get_or_init(|| async {
-            let Ok(mut conn) = PgConnection::connect(&postgres_admin_url()).await else {
-                return;
-            };
-            let stale: Vec<(String,)> = sqlx::query_as(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'vf\\_test\\_%'",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-            for (name,) in stale {
-                let _ = conn
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .await;
+            if let Ok(mut conn) = PgConnection::connect(&postgres_admin_url()).await {
+                let names: Vec<(String,)> = sqlx::query_as(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'vf\\_test\\_%'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+                for (name,) in names.into_iter().filter(|(n,)| stale(n)) {
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .await;
+                }
+            }
+            if let Ok(client) = redis::Client::open(redis_url())
+                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+            {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("vf_test_*")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                let old: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| stale(k.split(':').next().unwrap_or("")))
+                    .collect();
+                for chunk in old.chunks(500) {
+                    let _: Result<i64, _> =
+                        redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+                }
             }
         })
         .await;
 }
 
 async fn create_postgres_database() -> String {
-    cleanup_stale_databases().await;
-    let name = format!("vf_test_{}", uuid::Uuid::new_v4().simple());
+    let name = test_name();
     let mut conn = PgConnection::connect(&postgres_admin_url())
         .await
         .expect("PostgreSQL must be running for the Real backend tests (see README)");
@@ -306,7 +344,8 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
                 }
                 Backend::Real => create_postgres_database().await,
             };
-            let prefix = format!("vf_test_{}", uuid::Uuid::new_v4().simple());
+            cleanup_stale_databases().await;
+            let prefix = test_name();
             (database_url, prefix, MailServer::start(), dir)
         }
     };
@@ -515,3 +554,12 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 
 /// A strong password for tests.
 pub const PASSWORD: &str = "Tr1cky-Horse-Battery";
+
+#[test]
+fn only_test_names_over_a_day_old_are_cleaned_up() {
+    assert!(stale("vf_test_1000_0123abcd"), "an old run");
+    assert!(!stale(&test_name()), "this run");
+    // Names of other tools or older layouts are never touched.
+    assert!(!stale("vf_test_0123456789abcdef0123456789abcdef"));
+    assert!(!stale("videoflix"));
+}

@@ -4,7 +4,14 @@
 
 mod templates;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use lettre::{
@@ -19,6 +26,25 @@ pub use templates::Template;
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    pending: Arc<Pending>,
+}
+
+/// Messages queued and not yet delivered or given up on.
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+/// One queued message; dropping it (delivered, given up, or the task cancelled) uncounts it.
+struct Queued(Arc<Pending>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -45,14 +71,21 @@ impl Mailer {
                 Transport::Outbox(AsyncFileTransport::new(&outbox), outbox)
             }
         };
-        Ok(Self { transport, from })
+        Ok(Self {
+            transport,
+            from,
+            pending: Arc::default(),
+        })
     }
 
     /// Queues `template` for `to` and returns at once; delivery is retried in the background.
     pub fn send_later(&self, to: &str, template: Template) {
         let mailer = self.clone();
         let to = to.to_owned();
+        self.pending.count.fetch_add(1, Ordering::AcqRel);
+        let queued = Queued(self.pending.clone());
         tokio::spawn(async move {
+            let _queued = queued;
             let mut delay = Duration::from_millis(500);
             for attempt in 1..=4 {
                 match mailer.send(&to, &template).await {
@@ -66,6 +99,21 @@ impl Mailer {
                 }
             }
         });
+    }
+
+    /// Resolves once every queued message was delivered or given up on (so a test can assert
+    /// that nothing was sent).
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.pending.drained.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read, so a last delivery in between still wakes it.
+            notified.as_mut().enable();
+            if self.pending.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Sends `template` to `to` now.

@@ -158,6 +158,11 @@ impl Accounts {
         &self.hasher
     }
 
+    /// The mailer (tests wait on it to see that nothing more is sent).
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     /// Drops every verified session kept in memory, after an account's flags changed outside
     /// this service (the next call reads the account again).
     pub async fn forget_cached_sessions(&self) {

@@ -465,6 +465,16 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Waits (at most 10 s) until every mail the app queued was delivered or given up on.
+    pub async fn mail_drained(&self) {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.services.accounts.mailer().drained(),
+        )
+        .await
+        .expect("the mail queue did not drain");
+    }
+
     /// Sends a REST request; `token` goes out as `Authorization: Token …`.
     pub async fn call(
         &self,

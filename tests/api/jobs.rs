@@ -289,3 +289,104 @@ async fn the_jobs_command_lists_changes_and_refuses_bad_schedules() {
     assert!(line("sweep").contains(" no "), "{list}");
     assert!(line("purge-guests").contains("ok (manual)"), "{list}");
 }
+
+/// Makes the account `email` look created `secs` ago.
+async fn age_account(app: &TestApp, email: &str, secs: u64) {
+    let when = videoflix::store::Timestamp::now().minus_secs(secs);
+    let url = &app.settings.database_url;
+    if app.backend == Backend::Real {
+        let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+        sqlx::query("UPDATE users SET created_at = $1 WHERE email = $2")
+            .bind(when.0)
+            .bind(email)
+            .execute(&pool)
+            .await
+            .expect("update");
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+        sqlx::query("UPDATE users SET created_at = $1 WHERE email = $2")
+            .bind(when.micros())
+            .bind(email)
+            .execute(&pool)
+            .await
+            .expect("update");
+    }
+}
+
+async fn guest(app: &TestApp) -> String {
+    app.post("/guest-login/", serde_json::json!({}))
+        .await
+        .expect(200)
+        .body["email"]
+        .as_str()
+        .expect("email")
+        .to_owned()
+}
+
+async fn exists(app: &TestApp, email: &str) -> bool {
+    let email = videoflix::domain::Email::parse(email).expect("email");
+    app.services
+        .store
+        .user_by_email(&email)
+        .await
+        .expect("query")
+        .is_some()
+}
+
+#[rstest::rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn guests_past_their_lifetime_are_purged_by_the_job_and_the_command(
+    #[case] backend: Backend,
+) {
+    let app = spawn_app_with(backend, with(&[("--guest-ttl", "3600")])).await;
+    let (young, just_alive, expired, also_expired) = (
+        guest(&app).await,
+        guest(&app).await,
+        guest(&app).await,
+        guest(&app).await,
+    );
+    age_account(&app, &just_alive, 3590).await;
+    age_account(&app, &expired, 3610).await;
+    age_account(&app, &also_expired, 7200).await;
+
+    // The scheduled job, run now.
+    match app
+        .services
+        .jobs
+        .run_now(JobName::PurgeGuests)
+        .await
+        .expect("run")
+    {
+        RunOutcome::Ran(run) => {
+            assert_eq!(run.outcome, "ok");
+            assert_eq!(run.message, "2 expired guest account(s) deleted");
+        }
+        RunOutcome::AlreadyTaken => panic!("refused"),
+    }
+    assert!(exists(&app, &young).await && exists(&app, &just_alive).await);
+    assert!(!exists(&app, &expired).await && !exists(&app, &also_expired).await);
+
+    // The command, with the same settings.
+    age_account(&app, &just_alive, 4000).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_videoflix"))
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .args(["purge-guests", "--database-url", &app.settings.database_url])
+        .args(["--guest-ttl", "3600"])
+        .args([
+            "--export-dir",
+            &app.settings.export_dir.display().to_string(),
+        ])
+        .args(["--jwt-secret", "test-secret-0123456789-abcdefghijklmnop"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("1 expired guest account(s) deleted"),
+        "{stdout} {output:?}"
+    );
+    assert!(exists(&app, &young).await);
+    assert!(!exists(&app, &just_alive).await);
+}

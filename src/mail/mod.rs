@@ -144,3 +144,37 @@ impl Mailer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_smtp_a_queued_mail_lands_in_the_outbox_with_its_link() {
+        let dir = tempfile::tempdir().expect("dir");
+        let outbox = dir.path().join("outbox");
+        let mailer = Mailer::new(None, outbox.clone(), "Videoflix <noreply@videoflix.test>")
+            .await
+            .expect("mailer");
+        let link = "http://frontend.test/activate-account/MQ/abc-123/".to_owned();
+
+        mailer.send_later(
+            "jane@example.com",
+            Template::Activation { link: link.clone() },
+        );
+        tokio::time::timeout(Duration::from_secs(10), mailer.drained())
+            .await
+            .expect("drained");
+
+        let files: Vec<_> = std::fs::read_dir(&outbox)
+            .expect("outbox")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
+        let text = std::fs::read_to_string(&files[0]).expect("eml");
+        assert!(text.contains("To: jane@example.com"), "{text}");
+        // Quoted-printable may wrap the link; its parts are there.
+        assert!(text.contains("abc-123"), "{text}");
+    }
+}

@@ -804,6 +804,7 @@ async fn video_endpoints_are_throttled_per_user_and_per_address(#[case] backend:
                 ("--throttle-anon".into(), "2/min".into()),
             ],
             share_with: None,
+            shipped_limits: false,
         },
     )
     .await;
@@ -918,6 +919,7 @@ async fn a_whole_list_answer_is_charged_to_the_throttle_once(#[case] backend: Ba
         AppOptions {
             args: vec![("--throttle-user".into(), "3/min".into())],
             share_with: None,
+            shipped_limits: false,
         },
     )
     .await;

@@ -197,6 +197,8 @@ pub struct AppOptions {
     /// Share the database, Redis prefix, mail server and data folder of another app (to run
     /// several processes against one deployment).
     pub share_with: Option<Shared>,
+    /// Run with the shipped rate limits (not the tests' generous ones).
+    pub shipped_limits: bool,
 }
 
 /// Options with these extra `--flag value` pairs.
@@ -207,6 +209,7 @@ pub fn with(args: &[(&str, &str)]) -> AppOptions {
             .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
             .collect(),
         share_with: None,
+        shipped_limits: false,
     }
 }
 
@@ -316,6 +319,7 @@ pub async fn spawn_peer(first: &TestApp, args: Vec<(String, String)>) -> TestApp
         AppOptions {
             args,
             share_with: Some(first.shared()),
+            shipped_limits: false,
         },
     )
     .await
@@ -385,6 +389,9 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         ("--hash-concurrency".into(), "2".into()),
         ("--database-max-connections".into(), "5".into()),
     ];
+    if options.shipped_limits {
+        defaults.retain(|(flag, _)| !flag.starts_with("--throttle-"));
+    }
     if backend == Backend::Real {
         defaults.push(("--redis-url".into(), redis_url()));
     }

@@ -215,7 +215,10 @@ async fn the_default_limits_throttle_a_brute_force_attack() {
     );
     let app = spawn_app_with(
         Backend::Embedded,
-        with(&[("--throttle-login-account", "5/min")]),
+        crate::helpers::AppOptions {
+            shipped_limits: true,
+            ..Default::default()
+        },
     )
     .await;
     let mut statuses = Vec::new();

@@ -187,21 +187,60 @@ async fn limits_are_shared_by_every_process_of_a_deployment() {
 #[case::real(Backend::Real)]
 #[tokio::test]
 async fn throttle_enabled_false_turns_every_limit_off(#[case] backend: Backend) {
+    // Every limit at one per hour, then switched off: nothing answers 429.
+    let one = "1/hour";
     let app = spawn_app_with(
         backend,
         with(&[
             ("--throttle-enabled", "false"),
-            ("--throttle-login-account", "1/hour"),
+            ("--throttle-login-account", one),
+            ("--throttle-login-account-all", one),
+            ("--throttle-login-address", one),
+            ("--throttle-register", one),
+            ("--throttle-refresh", one),
+            ("--throttle-mail", one),
+            ("--throttle-anon", one),
+            ("--throttle-user", one),
+            ("--throttle-user-day", one),
         ]),
     )
     .await;
-    for _ in 0..4 {
+    let token = app.active_user("user@example.com", PASSWORD).await;
+    for n in 0..3 {
+        // Failed logins (per account, account-wide, per address).
         app.post(
             "/login/",
             json!({"email": "x@example.com", "password": "Nope-nope-1"}),
         )
         .await
         .expect_error(400, "credentials");
+        // Registrations and mail flows.
+        let email = format!("new{n}@example.com");
+        app.post(
+            "/register/",
+            json!({"email": email, "password": PASSWORD, "confirm_password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+        app.post("/reset-password/", json!({"email": "user@example.com"}))
+            .await
+            .expect(200);
+        // Token rotations.
+        let pair = app
+            .post(
+                "/jwt/",
+                json!({"email": "user@example.com", "password": PASSWORD}),
+            )
+            .await
+            .expect(200);
+        app.post("/jwt/refresh/", json!({"refresh": pair.body["refresh"]}))
+            .await
+            .expect(200);
+        // Catalog calls by a user and by an anonymous caller.
+        app.get_auth("/api/videos/", &token).await.expect(200);
+        app.call(reqwest::Method::GET, "/api/videos/", None, None)
+            .await
+            .expect(401);
     }
 }
 

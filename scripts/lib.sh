@@ -33,9 +33,31 @@ ensure_build_deps() {
         echo "error: Rust is required (https://rustup.rs), then run this again" >&2
         exit 1
     fi
+    ensure_toolchain
     need_packages build-essential pkg-config clang libclang-dev ffmpeg \
         libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev \
         libswscale-dev libswresample-dev
+}
+
+# rust-toolchain.toml pins the Rust version. rustup installs it when missing; on a machine that
+# cannot reach rustup's servers but whose default toolchain is that very version, the default
+# one is registered under the pinned name instead.
+ensure_toolchain() {
+    command -v rustup >/dev/null 2>&1 || return 0
+    local pinned default_version
+    pinned="$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)"
+    if rustup toolchain list | grep -q "^$pinned"; then
+        return 0
+    fi
+    default_version="$(RUSTUP_TOOLCHAIN=stable rustc --version 2>/dev/null | awk '{print $2}')"
+    if [ "$default_version" = "$pinned" ]; then
+        # `rustup toolchain link` refuses release-like names: link the folder itself.
+        local host
+        host="$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')"
+        log "using the installed Rust $pinned for rust-toolchain.toml"
+        ln -sfn "$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)" \
+            "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$pinned-$host"
+    fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

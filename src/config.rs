@@ -264,6 +264,30 @@ pub struct Settings {
     pub hls_segment_seconds: u32,
 }
 
+/// The database a `DATABASE_URL` names, decided once from its scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+    /// `sqlite:`.
+    Sqlite,
+}
+
+impl DatabaseKind {
+    /// The kind of `url`, or why it is none.
+    pub fn of(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(ConfigError(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+            ))
+        }
+    }
+}
+
 /// A configuration value that cannot work; reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -302,14 +326,7 @@ impl Settings {
                 ));
             }
         }
-        if !self.database_url.starts_with("sqlite:")
-            && !self.database_url.starts_with("postgres://")
-            && !self.database_url.starts_with("postgresql://")
-        {
-            return Err(ConfigError(
-                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
-            ));
-        }
+        DatabaseKind::of(&self.database_url)?;
         if let Err(e) = crate::jobs::Schedule::parse(&self.export_schedule) {
             return Err(ConfigError(format!("EXPORT_SCHEDULE: {}", e.message)));
         }
@@ -379,7 +396,12 @@ impl Settings {
 
     /// Whether this process uses PostgreSQL (else SQLite).
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres")
+        matches!(self.database_kind(), Ok(DatabaseKind::Postgres))
+    }
+
+    /// Which database `DATABASE_URL` names.
+    pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
+        DatabaseKind::of(&self.database_url)
     }
 
     /// Origins allowed by CORS, with the defaults applied.

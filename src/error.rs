@@ -253,7 +253,7 @@ impl From<AppError> for tonic::Status {
             AppError::TooLarge { limit } => (
                 Code::ResourceExhausted,
                 format!("The file is larger than the limit of {limit} bytes."),
-                "PAYLOAD_TOO_LARGE",
+                videoflix_gateway::REASON_PAYLOAD_TOO_LARGE,
                 "too_large",
             ),
             AppError::MessageTooLarge => (
@@ -261,7 +261,7 @@ impl From<AppError> for tonic::Status {
                 "A message is larger than the limit of 4 MiB (4194304 bytes); upload files in \
                  smaller chunks."
                     .into(),
-                "PAYLOAD_TOO_LARGE",
+                videoflix_gateway::REASON_PAYLOAD_TOO_LARGE,
                 "too_large",
             ),
             AppError::Unavailable(cause) => {

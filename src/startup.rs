@@ -50,6 +50,7 @@ impl Services {
     pub async fn connect(settings: &Settings, migrate: bool) -> anyhow::Result<Self> {
         settings.validate()?;
         let store = Store::connect(
+            settings.database_kind()?,
             &settings.database_url,
             settings.database_max_connections,
             std::time::Duration::from_millis(settings.database_busy_timeout_ms),

@@ -17,6 +17,10 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use utoipa::ToSchema;
 
+/// `google.rpc.ErrorInfo.reason` of a body or message over its limit: the server sets it, the
+/// gateway answers 413 for it.
+pub const REASON_PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -138,7 +142,7 @@ impl From<tonic::Status> for ApiError {
         }
         let too_large = details
             .error_info()
-            .is_some_and(|info| info.reason == "PAYLOAD_TOO_LARGE");
+            .is_some_and(|info| info.reason == REASON_PAYLOAD_TOO_LARGE);
         Self {
             status: if too_large {
                 StatusCode::PAYLOAD_TOO_LARGE

@@ -152,15 +152,17 @@ const USER_COLUMNS: &str = "id, email, password_hash, is_active, is_superuser, i
                             address, created_at, last_login";
 
 impl Store {
-    /// Connects to `database_url` (creating the SQLite file and its folder when needed). A
+    /// Connects to `database_url`, a `kind` database (creating the SQLite file and its folder
+    /// when needed). A
     /// SQLite statement waits at most `busy_timeout` for another writer, then fails as
     /// UNAVAILABLE (503, retry), not as an internal error.
     pub async fn connect(
+        kind: crate::config::DatabaseKind,
         database_url: &str,
         max_connections: u32,
         busy_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let backend = if database_url.starts_with("postgres") {
+        let backend = if kind == crate::config::DatabaseKind::Postgres {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))

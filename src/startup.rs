@@ -286,6 +286,15 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, with the scheduler and the health watcher running.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` resolves (a test stops the app it spawned this way), then lets open
+    /// requests finish and stops the workers and the scheduler.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let scheduler = crate::scheduler::start(self.services.jobs.clone()).await?;
         let watcher = tokio::spawn(watch_health(self.services.clone(), self.health));
         let workers = match self.workers {
@@ -297,10 +306,9 @@ impl Application {
             backend = self.services.store.backend_name(),
             "listening (gRPC, gRPC-web, REST on one port)"
         );
-        let result =
-            crate::serve::serve(self.listener, self.router, self.limits, shutdown_signal())
-                .await
-                .context("serving");
+        let result = crate::serve::serve(self.listener, self.router, self.limits, stop)
+            .await
+            .context("serving");
         watcher.abort();
         for worker in workers {
             worker.abort();

@@ -186,6 +186,15 @@ pub struct TestApp {
     pub mail: MailServer,
     pub services: Services,
     pub settings: Settings,
+    /// Stops the server (see [`TestApp::stop`]).
+    stop: Arc<
+        Mutex<
+            Option<(
+                tokio::sync::oneshot::Sender<()>,
+                tokio::task::JoinHandle<()>,
+            )>,
+        >,
+    >,
     _dir: Arc<TempDir>,
 }
 
@@ -415,8 +424,12 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
     .expect("build app");
     let port = app.port();
     let services = app.services().clone();
-    tokio::spawn(async move {
-        if let Err(e) = app.run_until_stopped().await {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = app.run_until(stopped).await {
             eprintln!("test server stopped: {e:#}");
         }
     });
@@ -431,7 +444,22 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         mail,
         services,
         settings,
+        stop: Arc::new(Mutex::new(Some((stop, server)))),
         _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Stops the server as SIGTERM would, and waits (at most 25 s) until it has stopped.
+    pub async fn stop(&self) {
+        let taken = self.stop.lock().ok().and_then(|mut s| s.take());
+        if let Some((stop, server)) = taken {
+            let _ = stop.send(());
+            tokio::time::timeout(std::time::Duration::from_secs(25), server)
+                .await
+                .expect("the server did not stop")
+                .expect("the server task");
+        }
     }
 }
 

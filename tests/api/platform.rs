@@ -475,3 +475,18 @@ async fn in_production_only_the_frontend_origin_is_allowed() {
     assert!(origin_allowed(&local, "http://127.0.0.1:4200").await);
     assert!(!origin_allowed(&local, "http://localhost:5173").await);
 }
+
+#[tokio::test]
+async fn an_app_told_to_stop_stops_and_frees_its_port() {
+    let app = spawn_app(Backend::Embedded).await;
+    app.http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("served");
+
+    app.stop().await;
+
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await;
+    assert!(refused.is_err(), "the port still accepts connections");
+}

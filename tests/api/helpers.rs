@@ -177,6 +177,16 @@ impl MailServer {
     }
 }
 
+/// The stop signal of a spawned server and its task.
+type Stopper = Arc<
+    Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<()>,
+        )>,
+    >,
+>;
+
 /// A running server.
 pub struct TestApp {
     pub backend: Backend,
@@ -187,14 +197,7 @@ pub struct TestApp {
     pub services: Services,
     pub settings: Settings,
     /// Stops the server (see [`TestApp::stop`]).
-    stop: Arc<
-        Mutex<
-            Option<(
-                tokio::sync::oneshot::Sender<()>,
-                tokio::task::JoinHandle<()>,
-            )>,
-        >,
-    >,
+    stop: Stopper,
     _dir: Arc<TempDir>,
 }
 

@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod security;
 pub mod serve;
 pub mod service;
+pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     config::Settings,
     security::{MediaSigner, MediaUrlError, unix_now},
-    startup::Services,
+    services::Services,
 };
 
 /// Assembles the application router.

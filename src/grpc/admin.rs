@@ -7,7 +7,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    context::{bearer, client},
+    context::throttled_caller,
     pb::{self, admin_service_server::AdminService},
 };
 use crate::{
@@ -44,23 +44,16 @@ impl AdminGrpc {
 
     /// Authenticates, throttles and checks the caller is a superuser before anything else.
     async fn superuser<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let authenticated = match bearer(request.metadata()) {
-            Ok(token) => self.accounts.authenticate(token).await,
-            Err(e) => Err(e),
-        };
-        match authenticated {
-            Ok(caller) => {
-                self.catalog.throttle_user(&caller).await?;
-                self.admin.require(&caller)?;
-                Ok(caller)
-            }
-            Err(e) => {
-                self.catalog
-                    .throttle_anonymous(client(request, self.trust_proxy))
-                    .await?;
-                Err(e.into())
-            }
-        }
+        let caller = throttled_caller(
+            &self.accounts,
+            &self.catalog,
+            request,
+            self.trust_proxy,
+            false,
+        )
+        .await?;
+        caller.require_superuser()?;
+        Ok(caller)
     }
 }
 

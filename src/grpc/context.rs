@@ -6,7 +6,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::{
     error::AppError,
-    service::{Accounts, Caller, ClientInfo},
+    service::{Accounts, Caller, Catalog, ClientInfo},
 };
 
 /// The access token from `authorization: Bearer <t>` (or the legacy `Token <t>`).
@@ -41,6 +41,31 @@ pub async fn caller<T>(
     request: &tonic::Request<T>,
 ) -> Result<Caller, AppError> {
     accounts.authenticate(bearer(request.metadata())?).await
+}
+
+/// Authenticates and throttles a catalog or admin call: a user is charged per user (unless
+/// `charged`: a later page of one REST request), an anonymous or bad-token call per address.
+pub async fn throttled_caller<T>(
+    accounts: &Accounts,
+    catalog: &Catalog,
+    request: &tonic::Request<T>,
+    trust_proxy: bool,
+    charged: bool,
+) -> Result<Caller, AppError> {
+    match caller(accounts, request).await {
+        Ok(caller) => {
+            if !charged {
+                catalog.throttle_user(&caller).await?;
+            }
+            Ok(caller)
+        }
+        Err(e) => {
+            catalog
+                .throttle_anonymous(client(request, trust_proxy))
+                .await?;
+            Err(e)
+        }
+    }
 }
 
 /// The client's address: the peer, or, when a proxy is trusted, the right-most

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use url::Url;
 
 use super::{
-    context::{bearer, client},
+    context::throttled_caller,
     pb::{self, video_service_server::VideoService},
 };
 use crate::{
@@ -79,29 +79,19 @@ impl VideoGrpc {
 
     /// Authenticates and throttles: anonymous (or bad-token) calls per address, users per user.
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let authenticated = match bearer(request.metadata()) {
-            Ok(token) => self.accounts.authenticate(token).await,
-            Err(e) => Err(e),
-        };
         // The gateway's later pages of one REST request were charged with its first.
         let charged = request
             .extensions()
             .get::<videoflix_gateway::AlreadyThrottled>()
             .is_some();
-        match authenticated {
-            Ok(caller) => {
-                if !charged {
-                    self.catalog.throttle_user(&caller).await?;
-                }
-                Ok(caller)
-            }
-            Err(e) => {
-                self.catalog
-                    .throttle_anonymous(client(request, self.trust_proxy))
-                    .await?;
-                Err(e.into())
-            }
-        }
+        Ok(throttled_caller(
+            &self.accounts,
+            &self.catalog,
+            request,
+            self.trust_proxy,
+            charged,
+        )
+        .await?)
     }
 
     /// The signed, absolute URL of a stored media path ('' when there is none).

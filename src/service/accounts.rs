@@ -31,6 +31,19 @@ pub struct Caller {
     pub session_id: String,
 }
 
+impl Caller {
+    /// Refuses a caller who is not a superuser (PERMISSION_DENIED / 403).
+    pub fn require_superuser(&self) -> AppResult<()> {
+        if self.user.is_superuser {
+            Ok(())
+        } else {
+            Err(AppError::PermissionDenied(
+                "You do not have permission to perform this action.",
+            ))
+        }
+    }
+}
+
 /// Tokens handed out at login and refresh.
 #[derive(Clone, Debug)]
 pub struct IssuedTokens {

@@ -50,16 +50,6 @@ pub struct Admin {
     backups: Backups,
 }
 
-fn require_superuser(caller: &Caller) -> AppResult<()> {
-    if caller.user.is_superuser {
-        Ok(())
-    } else {
-        Err(AppError::PermissionDenied(
-            "You do not have permission to perform this action.",
-        ))
-    }
-}
-
 impl Admin {
     /// Over the given services.
     pub fn new(store: Store, accounts: Accounts, jobs: Jobs, backups: Backups) -> Self {
@@ -71,11 +61,6 @@ impl Admin {
         }
     }
 
-    /// Refuses callers who are not superusers.
-    pub fn require(&self, caller: &Caller) -> AppResult<()> {
-        require_superuser(caller)
-    }
-
     /// One page of accounts and the token of the next (empty on the last).
     pub async fn list_users(
         &self,
@@ -84,7 +69,7 @@ impl Admin {
         page_size: i64,
         page_token: &str,
     ) -> AppResult<(Vec<UserRecord>, String)> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         let after = if page_token.is_empty() {
             0
         } else {
@@ -112,7 +97,7 @@ impl Admin {
 
     /// One account.
     pub async fn user(&self, caller: &Caller, id: UserId) -> AppResult<UserRecord> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         self.store
             .user_by_id(id)
             .await?
@@ -161,7 +146,7 @@ impl Admin {
 
     /// Every job.
     pub async fn jobs(&self, caller: &Caller) -> AppResult<Vec<JobStatus>> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         self.jobs.status().await
     }
 
@@ -173,7 +158,7 @@ impl Admin {
         schedule: Option<Schedule>,
         enabled: Option<bool>,
     ) -> AppResult<JobStatus> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         if let Some(schedule) = &schedule {
             self.jobs.set_schedule(job, schedule).await?;
         }
@@ -190,7 +175,7 @@ impl Admin {
 
     /// Runs a job now.
     pub async fn run_job(&self, caller: &Caller, job: JobName) -> AppResult<RunOutcome> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         self.jobs.run_now(job).await
     }
 
@@ -201,13 +186,13 @@ impl Admin {
         job: Option<JobName>,
         limit: i64,
     ) -> AppResult<Vec<JobRunRow>> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         self.jobs.runs(job, limit.clamp(1, 1000)).await
     }
 
     /// The export files, newest first.
     pub async fn exports(&self, caller: &Caller) -> AppResult<Vec<ExportFile>> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         let scheduled: std::collections::HashSet<String> = self
             .store
             .exports()
@@ -250,13 +235,13 @@ impl Admin {
 
     /// Writes an export now (on demand: retention leaves it alone).
     pub async fn create_export(&self, caller: &Caller, full: bool) -> AppResult<Written> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         Ok(self.backups.export(None, full).await?)
     }
 
     /// Opens the export `name` for reading (a name from [`Admin::exports`]; nothing else).
     pub async fn open_export(&self, caller: &Caller, name: &str) -> AppResult<tokio::fs::File> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         if !is_export_name(name) {
             return Err(AppError::NotFound("Export"));
         }
@@ -275,7 +260,7 @@ impl Admin {
         dry_run: bool,
         user_map: &HashMap<i64, i64>,
     ) -> AppResult<Imported> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         Ok(self.backups.import(bytes, dry_run, user_map).await?)
     }
 }

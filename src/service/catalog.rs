@@ -307,7 +307,7 @@ impl Catalog {
 
     /// Creates a video from metadata (superusers only).
     pub async fn create(&self, caller: &Caller, meta: VideoMeta) -> AppResult<VideoView> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         let record = self
             .store
             .create_video(&meta, caller.user.user_id())
@@ -324,7 +324,7 @@ impl Catalog {
 
     /// Fails unless the caller may write the catalog.
     pub fn require_admin(&self, caller: &Caller) -> AppResult<()> {
-        require_superuser(caller)
+        caller.require_superuser()
     }
 
     /// Changes the fields given in `patch` (superusers only); an empty patch changes nothing.
@@ -334,7 +334,7 @@ impl Catalog {
         id: i64,
         patch: VideoPatch,
     ) -> AppResult<VideoView> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         let current = self
             .store
             .video(id)
@@ -370,7 +370,7 @@ impl Catalog {
 
     /// Deletes a video and its media files (superusers only).
     pub async fn delete(&self, caller: &Caller, id: i64) -> AppResult<()> {
-        require_superuser(caller)?;
+        caller.require_superuser()?;
         if !self.store.delete_video(id).await? {
             return Err(AppError::NotFound("video"));
         }
@@ -514,16 +514,6 @@ impl From<UserStateRows> for UserState {
 
 fn user_scope(user: UserId) -> String {
     format!("user:{}", user.0)
-}
-
-fn require_superuser(caller: &Caller) -> AppResult<()> {
-    if caller.user.is_superuser {
-        Ok(())
-    } else {
-        Err(AppError::PermissionDenied(
-            "You do not have permission to perform this action.",
-        ))
-    }
 }
 
 /// A stable cache key for a list query.

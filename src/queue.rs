@@ -12,6 +12,7 @@ use redis::streams::{StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
 use tokio::sync::{Mutex, Notify};
 
 use crate::{
+    domain::VideoId,
     error::{AppError, AppResult},
     kv::Redis,
 };
@@ -20,13 +21,16 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Delivery {
     /// The video to transcode.
-    pub video_id: i64,
+    pub video_id: VideoId,
     entry: Option<String>,
 }
 
-/// The queue; cheap to clone.
+/// The queue; cheap to clone. Which backend it runs on is its own business.
 #[derive(Clone)]
-pub enum JobQueue {
+pub struct JobQueue(Backend);
+
+#[derive(Clone)]
+enum Backend {
     /// In process (single-process deployments).
     Memory(Arc<MemoryQueue>),
     /// A Redis stream shared by every process.
@@ -35,14 +39,14 @@ pub enum JobQueue {
 
 /// In-process queue.
 #[derive(Default)]
-pub struct MemoryQueue {
-    jobs: Mutex<VecDeque<i64>>,
+struct MemoryQueue {
+    jobs: Mutex<VecDeque<VideoId>>,
     ready: Notify,
 }
 
 /// Redis stream queue.
 #[derive(Clone)]
-pub struct RedisQueue {
+struct RedisQueue {
     redis: Redis,
     stream: String,
     group: String,
@@ -54,29 +58,35 @@ const GROUP: &str = "workers";
 impl JobQueue {
     /// An in-process queue.
     pub fn memory() -> Self {
-        Self::Memory(Arc::new(MemoryQueue::default()))
+        Self(Backend::Memory(Arc::new(MemoryQueue::default())))
     }
 
     /// The Redis stream queue; entries idle longer than `visibility` are taken over.
     pub fn redis(redis: Redis, visibility: Duration) -> Self {
         let stream = redis.key("jobs:transcode");
-        Self::Redis(Arc::new(RedisQueue {
+        Self(Backend::Redis(Arc::new(RedisQueue {
             redis,
             stream,
             group: GROUP.to_owned(),
             visibility,
-        }))
+        })))
+    }
+
+    /// Whether a job whose worker gave up on it comes back by itself (Redis redelivers an
+    /// unacknowledged entry after the visibility timeout; the in-process queue forgets it).
+    pub fn redelivers(&self) -> bool {
+        matches!(self.0, Backend::Redis(_))
     }
 
     /// Adds a job.
-    pub async fn enqueue(&self, video_id: i64) -> AppResult<()> {
-        match self {
-            Self::Memory(q) => {
+    pub async fn enqueue(&self, video_id: VideoId) -> AppResult<()> {
+        match &self.0 {
+            Backend::Memory(q) => {
                 q.jobs.lock().await.push_back(video_id);
                 q.ready.notify_one();
                 Ok(())
             }
-            Self::Redis(q) => {
+            Backend::Redis(q) => {
                 q.redis
                     .bounded(async {
                         let mut conn = q.redis.conn().await?;
@@ -84,7 +94,7 @@ impl JobQueue {
                             .arg(&q.stream)
                             .arg("*")
                             .arg("video_id")
-                            .arg(video_id)
+                            .arg(video_id.get())
                             .query_async(&mut *conn)
                             .await
                             .map_err(unavailable)?;
@@ -97,8 +107,8 @@ impl JobQueue {
 
     /// Waits for the next job for `consumer` (a name unique per worker task).
     pub async fn next(&self, consumer: &str) -> AppResult<Delivery> {
-        match self {
-            Self::Memory(q) => loop {
+        match &self.0 {
+            Backend::Memory(q) => loop {
                 let notified = q.ready.notified();
                 if let Some(video_id) = q.jobs.lock().await.pop_front() {
                     return Ok(Delivery {
@@ -108,14 +118,14 @@ impl JobQueue {
                 }
                 notified.await;
             },
-            Self::Redis(q) => q.next(consumer).await,
+            Backend::Redis(q) => q.next(consumer).await,
         }
     }
 
     /// Keeps a running job's entry from being taken over.
     pub async fn heartbeat(&self, delivery: &Delivery, consumer: &str) -> AppResult<()> {
-        match (self, &delivery.entry) {
-            (Self::Redis(q), Some(entry)) => {
+        match (&self.0, &delivery.entry) {
+            (Backend::Redis(q), Some(entry)) => {
                 q.redis
                     .bounded(async {
                         let mut conn = q.redis.conn().await?;
@@ -139,8 +149,8 @@ impl JobQueue {
 
     /// Removes a finished job (after its outcome is in the database).
     pub async fn ack(&self, delivery: &Delivery) -> AppResult<()> {
-        match (self, &delivery.entry) {
-            (Self::Redis(q), Some(entry)) => q.drop_entry(entry).await,
+        match (&self.0, &delivery.entry) {
+            (Backend::Redis(q), Some(entry)) => q.drop_entry(entry).await,
             _ => Ok(()),
         }
     }
@@ -239,7 +249,7 @@ impl RedisQueue {
 fn delivery_of(entry: &redis::streams::StreamId) -> Option<Delivery> {
     let video_id: i64 = entry.get("video_id")?;
     Some(Delivery {
-        video_id,
+        video_id: VideoId::parse(video_id, "video_id").ok()?,
         entry: Some(entry.id.clone()),
     })
 }

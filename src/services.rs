@@ -82,6 +82,7 @@ impl Services {
             (Some(redis), true) => Cache::redis(redis.clone(), cache_ttl),
             (None, true) => Cache::memory(cache_ttl, 10_000),
         };
+        let store = store.with_cache(cache.clone());
         let catalog = Catalog::new(
             store.clone(),
             cache.clone(),
@@ -100,15 +101,7 @@ impl Services {
         } else {
             SessionCache::disabled()
         };
-        let accounts = Accounts::new(
-            settings,
-            store.clone(),
-            tokens,
-            mailer,
-            limiter,
-            sessions,
-            cache.clone(),
-        );
+        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter, sessions);
         let queue = match &redis {
             Some(redis) => JobQueue::redis(
                 redis.clone(),
@@ -120,7 +113,6 @@ impl Services {
         hub.start();
         let pipeline = Pipeline::new(
             store.clone(),
-            cache.clone(),
             queue,
             hub,
             PipelineConfig {
@@ -143,8 +135,7 @@ impl Services {
                 },
             },
         );
-        let backups =
-            crate::backup::Backups::new(store.clone(), cache.clone(), settings.export_dir.clone());
+        let backups = crate::backup::Backups::new(store.clone(), settings.export_dir.clone());
         let jobs = crate::jobs::Jobs::new(
             store.clone(),
             redis.clone(),

@@ -7,11 +7,11 @@ use super::{
     import::RecordError,
 };
 use crate::{
-    domain::{Address, Email, FieldError, Phone, RawVideoMeta, VideoMeta, VideoStatus},
-    store::{
-        ExportedFavorite, ExportedProgress, ImportedVideo, Renditions, StoredRendition, Timestamp,
-        UserRecord, VideoRecord,
+    domain::{
+        Address, Email, FieldError, Media, Phone, RawVideoMeta, Renditions, Rung, RungFiles,
+        StoredRendition, Timestamp, UserId, VideoId, VideoMeta, VideoStatus,
     },
+    store::{ExportedFavorite, ExportedProgress, ImportedVideo, UserRecord, VideoRecord},
 };
 
 /// The longest video accepted (a week), in seconds.
@@ -58,15 +58,22 @@ impl<'a> Reporter<'a> {
         &mut self,
         user: i64,
         video: i64,
-        user_exists: &impl Fn(i64) -> bool,
-        video_exists: &impl Fn(i64) -> bool,
-    ) {
-        if !user_exists(user) {
+        user_exists: &impl Fn(UserId) -> bool,
+        video_exists: &impl Fn(VideoId) -> bool,
+    ) -> Option<(UserId, VideoId)> {
+        let user = self.parsed("user_id", UserId::parse(user, "user_id"));
+        let video = self.parsed("video_id", VideoId::parse(video, "video_id"));
+        if let Some(user) = user
+            && !user_exists(user)
+        {
             self.field("user_id", format!("no user {user} here or in the file"));
         }
-        if !video_exists(video) {
+        if let Some(video) = video
+            && !video_exists(video)
+        {
             self.field("video_id", format!("no video {video} here or in the file"));
         }
+        user.zip(video)
     }
 
     fn domain(&mut self, error: FieldError) {
@@ -85,10 +92,10 @@ impl<'a> Reporter<'a> {
         parsed
     }
 
-    fn id(&mut self, field: &str, id: i64) {
-        if id < 1 {
-            self.field(field, "must be a positive integer");
-        }
+    /// An id of the file: positive.
+    fn parsed<T>(&mut self, field: &str, id: Result<T, FieldError>) -> Option<T> {
+        id.map_err(|_| self.field(field, "must be a positive integer"))
+            .ok()
     }
 
     /// A media path must stay inside `MEDIA_DIR`: relative, plain components only.
@@ -106,7 +113,7 @@ impl<'a> Reporter<'a> {
 }
 
 pub(super) fn check_user(entry: &UserEntry, report: &mut Reporter<'_>) -> Option<UserRecord> {
-    report.id("id", entry.id);
+    let id = report.parsed("id", UserId::parse(entry.id, "id"));
     let email = Email::parse(&entry.email)
         .map_err(|e| report.domain(e))
         .ok();
@@ -131,7 +138,7 @@ pub(super) fn check_user(entry: &UserEntry, report: &mut Reporter<'_>) -> Option
         return None;
     }
     Some(UserRecord {
-        id: entry.id,
+        id: id?,
         email: email?.as_str().to_owned(),
         password_hash: entry.password_hash.clone(),
         is_active: entry.is_active,
@@ -145,7 +152,7 @@ pub(super) fn check_user(entry: &UserEntry, report: &mut Reporter<'_>) -> Option
 }
 
 pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Option<ImportedVideo> {
-    report.id("id", entry.id);
+    let id = report.parsed("id", VideoId::parse(entry.id, "id"));
     let meta = VideoMeta::parse(&RawVideoMeta {
         title: &entry.title,
         description: &entry.description,
@@ -165,9 +172,9 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
         Some(raw) => report.time("updated_at", raw),
         None => uploaded_at,
     };
-    if let Some(id) = entry.uploaded_by {
-        report.id("uploaded_by", id);
-    }
+    let uploaded_by = entry
+        .uploaded_by
+        .map(|raw| report.parsed("uploaded_by", UserId::parse(raw, "uploaded_by")));
     if !(entry.duration.is_finite() && (0.0..=MAX_DURATION).contains(&entry.duration)) {
         report.field("duration", "must be between 0 and 604800 seconds");
     }
@@ -214,32 +221,43 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
     }
     let meta = meta?;
     let search_text = meta.search_text();
+    let mut rungs = RungFiles::default();
+    for (rung, path) in [
+        (Rung::P360, &entry.video_file_hd360),
+        (Rung::P480, &entry.video_file_hd480),
+        (Rung::P720, &entry.video_file_hd720),
+        (Rung::P1080, &entry.video_file_hd1080),
+    ] {
+        rungs.set(rung, path.clone());
+    }
     Some(ImportedVideo {
         record: VideoRecord {
-            id: entry.id,
+            id: id?,
             title: meta.title,
             description: meta.description,
             author: meta.author,
-            genre: meta.genre.map(|g| g.as_str().to_owned()),
-            language: meta.language.map(|l| l.as_str().to_owned()),
-            uploaded_by: entry.uploaded_by,
+            genre: meta.genre,
+            language: meta.language,
+            uploaded_by: match uploaded_by {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
             uploader_email: None,
             uploader_phone: None,
             uploader_address: None,
             uploaded_at: uploaded_at?,
             updated_at: updated_at?,
             duration: entry.duration,
-            status: status?.as_str().to_owned(),
+            status: status?,
             status_reason: entry.status_reason.clone(),
-            video_file: entry.video_file.clone(),
-            poster: entry.poster.clone(),
-            vtt_file: entry.vtt_file.clone(),
-            hd360: entry.video_file_hd360.clone(),
-            hd480: entry.video_file_hd480.clone(),
-            hd720: entry.video_file_hd720.clone(),
-            hd1080: entry.video_file_hd1080.clone(),
-            hls: entry.hls.clone(),
-            renditions: Renditions(entry.renditions.clone()),
+            media: Media {
+                video_file: entry.video_file.clone(),
+                poster: entry.poster.clone(),
+                vtt_file: entry.vtt_file.clone(),
+                hls: entry.hls.clone(),
+                rungs,
+                renditions: Renditions(entry.renditions.clone()),
+            },
         },
         search_text,
     })
@@ -265,17 +283,18 @@ fn check_rendition(r: &StoredRendition, i: usize, report: &mut Reporter<'_>) {
 pub(super) fn check_favorite(
     entry: &FavoriteEntry,
     report: &mut Reporter<'_>,
-    user_exists: &impl Fn(i64) -> bool,
-    video_exists: &impl Fn(i64) -> bool,
+    user_exists: &impl Fn(UserId) -> bool,
+    video_exists: &impl Fn(VideoId) -> bool,
 ) -> Option<ExportedFavorite> {
-    report.pair(entry.user_id, entry.video_id, user_exists, video_exists);
+    let pair = report.pair(entry.user_id, entry.video_id, user_exists, video_exists);
     let created_at = report.time("created_at", &entry.created_at);
     if report.failed() {
         return None;
     }
+    let (user_id, video_id) = pair?;
     Some(ExportedFavorite {
-        user_id: entry.user_id,
-        video_id: entry.video_id,
+        user_id,
+        video_id,
         created_at: created_at?,
     })
 }
@@ -283,10 +302,10 @@ pub(super) fn check_favorite(
 pub(super) fn check_progress(
     entry: &ProgressEntry,
     report: &mut Reporter<'_>,
-    user_exists: &impl Fn(i64) -> bool,
-    video_exists: &impl Fn(i64) -> bool,
+    user_exists: &impl Fn(UserId) -> bool,
+    video_exists: &impl Fn(VideoId) -> bool,
 ) -> Option<ExportedProgress> {
-    report.pair(entry.user_id, entry.video_id, user_exists, video_exists);
+    let pair = report.pair(entry.user_id, entry.video_id, user_exists, video_exists);
     if !(entry.position.is_finite() && (0.0..=MAX_DURATION).contains(&entry.position)) {
         report.field("position", "must be between 0 and 604800 seconds");
     }
@@ -294,9 +313,10 @@ pub(super) fn check_progress(
     if report.failed() {
         return None;
     }
+    let (user_id, video_id) = pair?;
     Some(ExportedProgress {
-        user_id: entry.user_id,
-        video_id: entry.video_id,
+        user_id,
+        video_id,
         position: entry.position,
         updated_at: updated_at?,
     })

@@ -70,7 +70,7 @@ pub fn is_export_name(name: &str) -> bool {
 }
 
 /// Writes an export of `store` into `dir` (created if missing).
-pub async fn write(
+pub(crate) async fn write(
     store: &Store,
     dir: &Path,
     full: bool,
@@ -128,9 +128,9 @@ async fn write_temp(
         out.write_all(head.as_bytes()).await?;
         counts.users = section(
             &mut out,
-            0,
+            None,
             |after| store.users_after(after, BATCH),
-            |u| u.id,
+            |u| Some(u.id),
             UserEntry::from_record,
         )
         .await?;
@@ -139,18 +139,18 @@ async fn write_temp(
         out.write_all(b",\n\"favorites\": ").await?;
         counts.favorites = section(
             &mut out,
-            (0, 0),
+            None,
             |after| store.favorites_after(after, BATCH),
-            |f| (f.user_id, f.video_id),
+            |f| Some((f.user_id, f.video_id)),
             FavoriteEntry::from_row,
         )
         .await?;
         out.write_all(b",\n\"watch_progress\": ").await?;
         counts.progress = section(
             &mut out,
-            (0, 0),
+            None,
             |after| store.progress_after(after, BATCH),
-            |p| (p.user_id, p.video_id),
+            |p| Some((p.user_id, p.video_id)),
             ProgressEntry::from_row,
         )
         .await?;
@@ -199,9 +199,9 @@ impl<'a, W: AsyncWrite + Unpin> ArrayWriter<'a, W> {
 async fn videos(store: &Store, out: &mut (impl AsyncWrite + Unpin)) -> anyhow::Result<u64> {
     section(
         out,
-        0,
+        None,
         |after| store.videos_after(after, BATCH),
-        |v| v.id,
+        |v| Some(v.id),
         VideoEntry::from_record,
     )
     .await

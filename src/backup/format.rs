@@ -5,8 +5,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{
-    ExportedFavorite, ExportedProgress, StoredRendition, Timestamp, UserRecord, VideoRecord,
+use crate::{
+    domain::{Rung, StoredRendition, Timestamp, UserId},
+    store::{ExportedFavorite, ExportedProgress, UserRecord, VideoRecord},
 };
 
 /// `format` of a full document.
@@ -16,7 +17,7 @@ pub const FULL_VERSION: u32 = 1;
 
 /// One video as exported (the original's columns, then ours).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VideoEntry {
+pub(crate) struct VideoEntry {
     pub id: i64,
     pub title: String,
     #[serde(default)]
@@ -64,37 +65,38 @@ pub struct VideoEntry {
 
 impl VideoEntry {
     /// The entry of a stored video.
-    pub fn from_record(v: &VideoRecord) -> Self {
+    pub(crate) fn from_record(v: &VideoRecord) -> Self {
+        let m = &v.media;
         Self {
-            id: v.id,
+            id: v.id.get(),
             title: v.title.clone(),
             description: v.description.clone(),
             author: v.author.clone(),
-            genre: v.genre.clone(),
+            genre: v.genre.map(|g| g.as_str().to_owned()),
             uploaded_at: rfc3339(v.uploaded_at),
             updated_at: Some(rfc3339(v.updated_at)),
-            uploaded_by: v.uploaded_by,
+            uploaded_by: v.uploaded_by.map(UserId::get),
             is_favorite: false,
-            language: v.language.clone(),
-            video_file: v.video_file.clone(),
-            poster: v.poster.clone(),
-            vtt_file: v.vtt_file.clone(),
-            video_file_hd360: v.hd360.clone(),
-            video_file_hd480: v.hd480.clone(),
-            video_file_hd720: v.hd720.clone(),
-            video_file_hd1080: v.hd1080.clone(),
+            language: v.language.map(|l| l.as_str().to_owned()),
+            video_file: m.video_file.clone(),
+            poster: m.poster.clone(),
+            vtt_file: m.vtt_file.clone(),
+            video_file_hd360: m.rungs.get(Rung::P360).to_owned(),
+            video_file_hd480: m.rungs.get(Rung::P480).to_owned(),
+            video_file_hd720: m.rungs.get(Rung::P720).to_owned(),
+            video_file_hd1080: m.rungs.get(Rung::P1080).to_owned(),
             duration: v.duration,
-            status: Some(v.status.clone()),
+            status: Some(v.status.as_str().to_owned()),
             status_reason: v.status_reason.clone(),
-            hls: v.hls.clone(),
-            renditions: v.renditions.0.clone(),
+            hls: m.hls.clone(),
+            renditions: m.renditions.0.clone(),
         }
     }
 }
 
 /// One account in a full document (with its password hash).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UserEntry {
+pub(crate) struct UserEntry {
     pub id: i64,
     pub email: String,
     pub password_hash: String,
@@ -112,9 +114,9 @@ pub struct UserEntry {
 
 impl UserEntry {
     /// The entry of a stored account.
-    pub fn from_record(u: &UserRecord) -> Self {
+    pub(crate) fn from_record(u: &UserRecord) -> Self {
         Self {
-            id: u.id,
+            id: u.id.get(),
             email: u.email.clone(),
             password_hash: u.password_hash.clone(),
             is_active: u.is_active,
@@ -130,7 +132,7 @@ impl UserEntry {
 
 /// A favorite in a full document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FavoriteEntry {
+pub(crate) struct FavoriteEntry {
     pub user_id: i64,
     pub video_id: i64,
     pub created_at: String,
@@ -138,10 +140,10 @@ pub struct FavoriteEntry {
 
 impl FavoriteEntry {
     /// The entry of a stored favorite.
-    pub fn from_row(f: &ExportedFavorite) -> Self {
+    pub(crate) fn from_row(f: &ExportedFavorite) -> Self {
         Self {
-            user_id: f.user_id,
-            video_id: f.video_id,
+            user_id: f.user_id.get(),
+            video_id: f.video_id.get(),
             created_at: rfc3339(f.created_at),
         }
     }
@@ -149,7 +151,7 @@ impl FavoriteEntry {
 
 /// Watch progress in a full document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProgressEntry {
+pub(crate) struct ProgressEntry {
     pub user_id: i64,
     pub video_id: i64,
     pub position: f64,
@@ -158,10 +160,10 @@ pub struct ProgressEntry {
 
 impl ProgressEntry {
     /// The entry of stored progress.
-    pub fn from_row(p: &ExportedProgress) -> Self {
+    pub(crate) fn from_row(p: &ExportedProgress) -> Self {
         Self {
-            user_id: p.user_id,
-            video_id: p.video_id,
+            user_id: p.user_id.get(),
+            video_id: p.video_id.get(),
             position: p.position,
             updated_at: rfc3339(p.updated_at),
         }
@@ -170,7 +172,7 @@ impl ProgressEntry {
 
 /// A full document, as read (written section by section by the exporter).
 #[derive(Debug, Deserialize)]
-pub struct FullDocument {
+pub(crate) struct FullDocument {
     pub format: String,
     pub version: u32,
     #[serde(default)]
@@ -186,7 +188,7 @@ pub struct FullDocument {
 /// Either file an export writes.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum ExportFile {
+pub(crate) enum ExportFile {
     /// The original's format: an array of videos.
     Videos(Vec<VideoEntry>),
     /// `--full`.
@@ -199,7 +201,7 @@ pub fn rfc3339(t: Timestamp) -> String {
 }
 
 /// Parses an RFC 3339 time (any offset) to the microsecond.
-pub fn parse_time(raw: &str) -> Option<Timestamp> {
+pub(crate) fn parse_time(raw: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(raw)
         .ok()
         .map(|t| Timestamp::from_micros(t.with_timezone(&Utc).timestamp_micros()))

@@ -9,8 +9,9 @@ use super::{
     format::{ExportFile, FULL_FORMAT, FULL_VERSION, UserEntry, VideoEntry},
 };
 use crate::{
+    domain::{Timestamp, UserId, VideoId},
     error::AppResult,
-    store::{ExportedProgress, ImportWrites, Store, Timestamp},
+    store::{ExportedProgress, ImportWrites, Store},
 };
 
 /// One bad record.
@@ -72,7 +73,7 @@ impl Preview {
 }
 
 /// A checked file: what to write and what that does.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The rows to write (only the created and updated ones).
     pub writes: ImportWrites,
     /// The counts.
@@ -81,7 +82,7 @@ pub struct Plan {
 
 /// Parses `bytes` (either format) and checks every record against `store`'s current content.
 /// `user_map` maps uploader ids of the file to accounts here.
-pub async fn plan(
+pub(crate) async fn plan(
     store: &Store,
     bytes: &[u8],
     user_map: &HashMap<i64, i64>,
@@ -161,7 +162,8 @@ pub async fn plan(
             }
         }
     }
-    let user_exists = |id: i64| file_users.contains(&id) || existing.users.contains_key(&id);
+    let user_exists =
+        |id: UserId| file_users.contains(&id.get()) || existing.users.contains_key(&id);
 
     let mut file_videos = HashSet::new();
     for (index, entry) in videos.iter().enumerate() {
@@ -173,7 +175,10 @@ pub async fn plan(
             continue;
         };
         if let Some(uploader) = video.record.uploaded_by {
-            let mapped = user_map.get(&uploader).copied().unwrap_or(uploader);
+            let mapped = user_map
+                .get(&uploader.get())
+                .and_then(|&to| UserId::parse(to, "uploaded_by").ok())
+                .unwrap_or(uploader);
             if user_exists(mapped) {
                 video.record.uploaded_by = Some(mapped);
             } else {
@@ -197,7 +202,8 @@ pub async fn plan(
             }
         }
     }
-    let video_exists = |id: i64| file_videos.contains(&id) || existing.video_ids.contains(&id);
+    let video_exists =
+        |id: VideoId| file_videos.contains(&id.get()) || existing.video_ids.contains(&id);
 
     let mut seen = HashSet::new();
     for (index, entry) in favorites.iter().enumerate() {
@@ -252,29 +258,29 @@ pub async fn plan(
 
 /// What the database holds now, in the exported form, to tell created, updated and unchanged.
 struct Existing {
-    users: HashMap<i64, UserEntry>,
-    emails: HashMap<String, i64>,
-    videos: HashMap<i64, VideoEntry>,
-    video_ids: HashSet<i64>,
-    favorites: HashMap<(i64, i64), Timestamp>,
-    progress: HashMap<(i64, i64), ExportedProgress>,
+    users: HashMap<UserId, UserEntry>,
+    emails: HashMap<String, UserId>,
+    videos: HashMap<VideoId, VideoEntry>,
+    video_ids: HashSet<VideoId>,
+    favorites: HashMap<(UserId, VideoId), Timestamp>,
+    progress: HashMap<(UserId, VideoId), ExportedProgress>,
 }
 
 impl Existing {
     async fn load(store: &Store) -> anyhow::Result<Self> {
-        let users = all(0, |a| store.users_after(a, 1000), |u| u.id).await?;
-        let videos = all(0, |a| store.videos_after(a, 1000), |v| v.id).await?;
-        let pair = |user_id: i64, video_id: i64| (user_id, video_id);
+        let users = all(None, |a| store.users_after(a, 1000), |u| Some(u.id)).await?;
+        let videos = all(None, |a| store.videos_after(a, 1000), |v| Some(v.id)).await?;
+        let pair = |user_id: UserId, video_id: VideoId| (user_id, video_id);
         let favorites = all(
-            (0, 0),
+            None,
             |a| store.favorites_after(a, 1000),
-            |f| pair(f.user_id, f.video_id),
+            |f| Some(pair(f.user_id, f.video_id)),
         )
         .await?;
         let progress = all(
-            (0, 0),
+            None,
             |a| store.progress_after(a, 1000),
-            |p| pair(p.user_id, p.video_id),
+            |p| Some(pair(p.user_id, p.video_id)),
         )
         .await?;
         Ok(Self {

@@ -12,17 +12,12 @@ pub use export::{Written, file_name, is_export_name};
 pub use format::{FULL_FORMAT, FULL_VERSION, rfc3339};
 pub use import::{Counts, Preview, RecordError};
 
-use crate::{
-    cache::Cache,
-    service::CATALOG,
-    store::{Store, Timestamp},
-};
+use crate::store::{Store, Timestamp};
 
 /// Export and import over one store; cheap to clone.
 #[derive(Clone)]
 pub struct Backups {
     store: Store,
-    cache: Cache,
     dir: PathBuf,
 }
 
@@ -37,8 +32,8 @@ pub enum Imported {
 
 impl Backups {
     /// Exports go to `dir` unless told otherwise.
-    pub fn new(store: Store, cache: Cache, dir: PathBuf) -> Self {
-        Self { store, cache, dir }
+    pub fn new(store: Store, dir: PathBuf) -> Self {
+        Self { store, dir }
     }
 
     /// The default export folder.
@@ -77,7 +72,6 @@ impl Backups {
         };
         if !dry_run && plan.preview.changes_anything() {
             self.store.apply_import(&plan.writes).await?;
-            self.cache.invalidate(CATALOG).await;
             tracing::info!(preview = ?plan.preview, "import applied");
         }
         Ok(Imported::Done(plan.preview))

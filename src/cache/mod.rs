@@ -13,7 +13,16 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{error::AppResult, kv::Redis};
+use crate::{domain::UserId, error::AppResult, kv::Redis};
+
+/// Scope of every shared catalog entry: bumped by every write that changes what a video list
+/// shows (the store does it, see [`crate::store::Store::with_cache`]).
+pub const CATALOG: &str = "catalog";
+
+/// Scope of one user's favorites and watch progress.
+pub fn user_scope(user: UserId) -> String {
+    format!("user:{user}")
+}
 
 /// Cache handle; cheap to clone.
 #[derive(Clone)]

@@ -5,9 +5,9 @@ use std::{collections::HashSet, fmt, io::Read, sync::LazyLock};
 use super::{Email, FieldError};
 
 /// Minimum length, as Django's `MinimumLengthValidator`.
-pub const MIN_LENGTH: usize = 8;
+pub(crate) const MIN_LENGTH: usize = 8;
 /// Upper bound so nobody can make the server hash megabytes.
-pub const MAX_LENGTH: usize = 4096;
+pub(crate) const MAX_LENGTH: usize = 4096;
 /// Django's `UserAttributeSimilarityValidator` default.
 const MAX_SIMILARITY: f64 = 0.7;
 

@@ -7,8 +7,32 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use super::FieldError;
 
 /// Primary key of a user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct UserId(i64);
+
+impl UserId {
+    /// A client's id for `field`: ids are positive.
+    pub fn parse(raw: i64, field: &'static str) -> Result<Self, FieldError> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(FieldError::new(field, "A positive user id is required."))
+        }
+    }
+
+    /// An id the database (or a token this server signed) handed out.
+    pub(crate) fn from_db(raw: i64) -> Self {
+        Self(raw)
+    }
+
+    /// The number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,7 +57,7 @@ impl Uid {
             return Err(invalid());
         }
         text.parse()
-            .map(|id| Self(UserId(id)))
+            .map(|id| Self(UserId::from_db(id)))
             .map_err(|_| invalid())
     }
 
@@ -52,9 +76,9 @@ mod tests {
     #[test]
     fn matches_django_encoding() {
         // Django: urlsafe_base64_encode(b"1") == "MQ", b"42" == "NDI"
-        assert_eq!(Uid(UserId(1)).encode(), "MQ");
-        assert_eq!(Uid(UserId(42)).encode(), "NDI");
-        assert_eq!(Uid::parse("NDI"), Ok(Uid(UserId(42))));
+        assert_eq!(Uid(UserId::from_db(1)).encode(), "MQ");
+        assert_eq!(Uid(UserId::from_db(42)).encode(), "NDI");
+        assert_eq!(Uid::parse("NDI"), Ok(Uid(UserId::from_db(42))));
     }
 
     #[test]
@@ -67,7 +91,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips(id in 0i64..i64::MAX) {
-            prop_assert_eq!(Uid::parse(&Uid(UserId(id)).encode()), Ok(Uid(UserId(id))));
+            prop_assert_eq!(Uid::parse(&Uid(UserId::from_db(id)).encode()), Ok(Uid(UserId::from_db(id))));
         }
 
         #[test]

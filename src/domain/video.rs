@@ -1,9 +1,7 @@
-//! Catalog values: genres, languages, processing status, validated metadata, list ordering and
-//! the opaque page token.
+//! Catalog values: the video id, genres, languages and processing status. Each closed set has
+//! one wire name per value, used in JSON, in the database and in events alike.
 
 use std::{fmt, str::FromStr};
-
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::FieldError;
 
@@ -12,7 +10,7 @@ macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[doc = concat!("`", $wire, "`")] $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
@@ -24,7 +22,7 @@ macro_rules! wire_enum {
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = ();
 
             fn from_str(s: &str) -> Result<Self, ()> {
@@ -32,12 +30,66 @@ macro_rules! wire_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                raw.parse().map_err(|()| {
+                    serde::de::Error::custom(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"),
+                        raw
+                    ))
+                })
+            }
+        }
     };
+}
+
+pub(crate) use wire_enum;
+
+/// Primary key of a video: positive, parsed once at the edge.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct VideoId(i64);
+
+impl VideoId {
+    /// A client's id for `field`: ids are positive.
+    pub fn parse(raw: i64, field: &'static str) -> Result<Self, FieldError> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(FieldError::new(field, "A positive video id is required."))
+        }
+    }
+
+    /// An id the database handed out.
+    pub(crate) fn from_db(raw: i64) -> Self {
+        Self(raw)
+    }
+
+    /// The number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for VideoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 wire_enum!(
@@ -69,6 +121,13 @@ wire_enum!(
         Failed = "failed",
     }
 );
+
+impl VideoStatus {
+    /// Whether nothing follows (the transcode succeeded or gave up).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed)
+    }
+}
 
 impl Genre {
     /// Parses an optional genre: empty means none.
@@ -105,206 +164,8 @@ fn parse_optional<T: FromStr + Copy + fmt::Display>(
     })
 }
 
-/// Trimmed text of bounded length. Length and characters are checked on the text as sent, so
-/// the API's documented `maxLength` and pattern say exactly what is accepted.
-fn bounded(
-    raw: &str,
-    field: &'static str,
-    max: usize,
-    required: bool,
-) -> Result<String, FieldError> {
-    let value = raw.trim();
-    if required && value.is_empty() {
-        return Err(FieldError::new(field, "This field may not be blank."));
-    }
-    if raw.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("Ensure this field has no more than {max} characters."),
-        ));
-    }
-    if raw
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(FieldError::new(
-            field,
-            "This field contains control characters.",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Validated, writable metadata of a video.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VideoMeta {
-    /// 1–150 characters.
-    pub title: String,
-    /// Up to 1000 characters.
-    pub description: String,
-    /// Up to 150 characters.
-    pub author: String,
-    /// Genre, if any.
-    pub genre: Option<Genre>,
-    /// Language, if any.
-    pub language: Option<Language>,
-}
-
-/// Raw metadata as a client sent it.
-#[derive(Clone, Debug, Default)]
-pub struct RawVideoMeta<'a> {
-    /// Title.
-    pub title: &'a str,
-    /// Description.
-    pub description: &'a str,
-    /// Author.
-    pub author: &'a str,
-    /// Genre wire name or empty.
-    pub genre: &'a str,
-    /// Language wire name or empty.
-    pub language: &'a str,
-}
-
-impl VideoMeta {
-    /// Validates every field, reporting all errors at once.
-    pub fn parse(raw: &RawVideoMeta<'_>) -> Result<Self, Vec<FieldError>> {
-        let title = bounded(raw.title, "title", 150, true);
-        let description = bounded(raw.description, "description", 1000, false);
-        let author = bounded(raw.author, "author", 150, false);
-        let genre = Genre::parse_optional(raw.genre);
-        let language = Language::parse_optional(raw.language);
-        match (title, description, author, genre, language) {
-            (Ok(title), Ok(description), Ok(author), Ok(genre), Ok(language)) => Ok(Self {
-                title,
-                description,
-                author,
-                genre,
-                language,
-            }),
-            (t, d, a, g, l) => Err([t.err(), d.err(), a.err(), g.err(), l.err()]
-                .into_iter()
-                .flatten()
-                .collect()),
-        }
-    }
-
-    /// Text the search matches: lower-cased title and description.
-    pub fn search_text(&self) -> String {
-        format!("{} {}", self.title, self.description).to_lowercase()
-    }
-}
-
-/// Sort order of a list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Ordering {
-    /// Newest upload first (default).
-    #[default]
-    UploadedDesc,
-    /// Oldest upload first.
-    UploadedAsc,
-    /// Most recently updated first.
-    UpdatedDesc,
-    /// Least recently updated first.
-    UpdatedAsc,
-}
-
-impl Ordering {
-    /// Parses `uploaded_at`, `-uploaded_at`, `updated_at`, `-updated_at` (empty = default).
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        match raw.trim() {
-            "" | "-uploaded_at" => Ok(Self::UploadedDesc),
-            "uploaded_at" => Ok(Self::UploadedAsc),
-            "-updated_at" => Ok(Self::UpdatedDesc),
-            "updated_at" => Ok(Self::UpdatedAsc),
-            other => Err(FieldError::new(
-                "ordering",
-                format!(
-                    "\"{other}\" is not a valid ordering. Use uploaded_at, -uploaded_at, \
-                     updated_at or -updated_at."
-                ),
-            )),
-        }
-    }
-
-    /// Wire form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UploadedDesc => "-uploaded_at",
-            Self::UploadedAsc => "uploaded_at",
-            Self::UpdatedDesc => "-updated_at",
-            Self::UpdatedAsc => "updated_at",
-        }
-    }
-
-    /// Sorted column.
-    pub fn column(self) -> &'static str {
-        match self {
-            Self::UploadedDesc | Self::UploadedAsc => "uploaded_at",
-            Self::UpdatedDesc | Self::UpdatedAsc => "updated_at",
-        }
-    }
-
-    /// Whether newest comes first.
-    pub fn descending(self) -> bool {
-        matches!(self, Self::UploadedDesc | Self::UpdatedDesc)
-    }
-}
-
-/// Where the next page starts: after the row with this sort value and id (keyset pagination,
-/// so pages stay stable while videos are inserted).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PageToken {
-    /// The ordering the token was made for.
-    pub ordering: Ordering,
-    /// Sort value (microseconds) of the last row of the previous page.
-    pub micros: i64,
-    /// Id of that row.
-    pub id: i64,
-}
-
-impl PageToken {
-    /// Opaque text form.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "v1|{}|{}|{}",
-            self.ordering.as_str(),
-            self.micros,
-            self.id
-        ))
-    }
-
-    /// Parses a token made for `ordering`.
-    pub fn parse(raw: &str, ordering: Ordering) -> Result<Self, FieldError> {
-        let invalid = || FieldError::new("page_token", "Invalid page token.");
-        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let parts: Vec<&str> = text.split('|').collect();
-        let [version, order, micros, id] = parts.as_slice() else {
-            return Err(invalid());
-        };
-        if *version != "v1" || Ordering::parse(order).map_err(|_| invalid())? != ordering {
-            return Err(FieldError::new(
-                "page_token",
-                "The page token belongs to another ordering.",
-            ));
-        }
-        let micros: i64 = micros.parse().map_err(|_| invalid())?;
-        // Within years 1..=9999, as any real row is.
-        if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&micros) {
-            return Err(invalid());
-        }
-        Ok(Self {
-            ordering,
-            micros,
-            id: id.parse().map_err(|_| invalid())?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
     #[test]
@@ -320,39 +181,22 @@ mod tests {
     }
 
     #[test]
-    fn metadata_reports_every_bad_field() {
-        let long = "x".repeat(151);
-        let errors = VideoMeta::parse(&RawVideoMeta {
-            title: "",
-            description: &"d".repeat(1001),
-            author: &long,
-            genre: "comedy",
-            language: "english",
-        })
-        .expect_err("invalid");
-        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
-        assert_eq!(fields, vec!["title", "description", "author", "genre"]);
+    fn wire_names_round_trip_through_json_and_unknown_ones_are_refused() {
+        for status in VideoStatus::ALL {
+            let json = serde_json::to_string(status).expect("json");
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(
+                serde_json::from_str::<VideoStatus>(&json).ok(),
+                Some(*status)
+            );
+        }
+        assert!(serde_json::from_str::<Genre>("\"comedy\"").is_err());
     }
 
     #[test]
-    fn page_tokens_round_trip_and_are_bound_to_their_ordering() {
-        let token = PageToken {
-            ordering: Ordering::UpdatedAsc,
-            micros: 1_700_000_000_000_000,
-            id: 42,
-        };
-        assert_eq!(
-            PageToken::parse(&token.encode(), Ordering::UpdatedAsc),
-            Ok(token)
-        );
-        assert!(PageToken::parse(&token.encode(), Ordering::UploadedDesc).is_err());
-        assert!(PageToken::parse("garbage!", Ordering::UpdatedAsc).is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn page_token_parsing_never_panics(raw in "\\PC{0,60}") {
-            let _ = PageToken::parse(&raw, Ordering::UploadedDesc);
-        }
+    fn video_ids_are_positive() {
+        assert_eq!(VideoId::parse(7, "id").map(VideoId::get), Ok(7));
+        assert!(VideoId::parse(0, "id").is_err());
+        assert!(VideoId::parse(-1, "video_id").is_err());
     }
 }

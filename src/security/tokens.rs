@@ -37,7 +37,7 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// The user the token belongs to.
     pub fn user_id(&self) -> Option<UserId> {
-        self.sub.parse().ok().map(UserId)
+        self.sub.parse().ok().map(UserId::from_db)
     }
 }
 
@@ -175,7 +175,7 @@ impl Tokens {
 }
 
 fn link_message(purpose: LinkPurpose, user: UserId, state: &str, ts: u64) -> Vec<u8> {
-    format!("videoflix|{}|{}|{ts}|{state}", purpose.tag(), user.0).into_bytes()
+    format!("videoflix|{}|{}|{ts}|{state}", purpose.tag(), user.get()).into_bytes()
 }
 
 /// A new random refresh token.
@@ -221,11 +221,11 @@ mod tests {
     #[test]
     fn access_tokens_round_trip_and_reject_tampering() {
         let t = tokens();
-        let jwt = t.issue_access(UserId(7), "sess").expect("sign");
+        let jwt = t.issue_access(UserId::from_db(7), "sess").expect("sign");
         let claims = t.verify_access(&jwt).expect("valid");
         assert_eq!(
             (claims.user_id(), claims.sid.as_str()),
-            (Some(UserId(7)), "sess")
+            (Some(UserId::from_db(7)), "sess")
         );
         let other = Tokens::new("another-secret-another-secret-xx", 3600);
         assert!(other.verify_access(&jwt).is_err());
@@ -235,22 +235,52 @@ mod tests {
     #[test]
     fn link_tokens_bind_purpose_user_state_and_time() {
         let t = tokens();
-        let token = t.issue_link(LinkPurpose::Activation, UserId(1), "inactive");
-        assert!(t.verify_link(LinkPurpose::Activation, UserId(1), "inactive", &token, 60));
-        assert!(!t.verify_link(
-            LinkPurpose::PasswordReset,
-            UserId(1),
+        let token = t.issue_link(LinkPurpose::Activation, UserId::from_db(1), "inactive");
+        assert!(t.verify_link(
+            LinkPurpose::Activation,
+            UserId::from_db(1),
             "inactive",
             &token,
             60
         ));
-        assert!(!t.verify_link(LinkPurpose::Activation, UserId(2), "inactive", &token, 60));
-        assert!(!t.verify_link(LinkPurpose::Activation, UserId(1), "active", &token, 60));
+        assert!(!t.verify_link(
+            LinkPurpose::PasswordReset,
+            UserId::from_db(1),
+            "inactive",
+            &token,
+            60
+        ));
+        assert!(!t.verify_link(
+            LinkPurpose::Activation,
+            UserId::from_db(2),
+            "inactive",
+            &token,
+            60
+        ));
+        assert!(!t.verify_link(
+            LinkPurpose::Activation,
+            UserId::from_db(1),
+            "active",
+            &token,
+            60
+        ));
         let old = Timestamp::now().0.timestamp() - 120;
-        let expired = t.link_at(LinkPurpose::Activation, UserId(1), "inactive", old);
-        assert!(!t.verify_link(LinkPurpose::Activation, UserId(1), "inactive", &expired, 60));
+        let expired = t.link_at(LinkPurpose::Activation, UserId::from_db(1), "inactive", old);
+        assert!(!t.verify_link(
+            LinkPurpose::Activation,
+            UserId::from_db(1),
+            "inactive",
+            &expired,
+            60
+        ));
         for garbage in ["", "-", "zzzzzzzzzzzzzzzzz-00", "abc-xyz", "1-"] {
-            assert!(!t.verify_link(LinkPurpose::Activation, UserId(1), "inactive", garbage, 60));
+            assert!(!t.verify_link(
+                LinkPurpose::Activation,
+                UserId::from_db(1),
+                "inactive",
+                garbage,
+                60
+            ));
         }
     }
 

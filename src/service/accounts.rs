@@ -16,8 +16,7 @@ use crate::{
     store::{NewUser, ProfileUpdate, RefreshUse, SessionRecord, Store, Timestamp, UserRecord},
 };
 
-use super::{CATALOG, SessionCache};
-use crate::cache::Cache;
+use super::SessionCache;
 
 /// The e-mail the legacy frontend's demo button logs in with.
 pub const GUEST_LOGIN_EMAIL: &str = "guest@videoflix.com";
@@ -118,7 +117,6 @@ pub struct Accounts {
     limiter: RateLimiter,
     limits: Limits,
     sessions: SessionCache,
-    catalog_cache: Cache,
     frontend_url: Url,
     guest_domain: String,
     activation_ttl: u64,
@@ -137,7 +135,6 @@ impl Accounts {
         mailer: Mailer,
         limiter: RateLimiter,
         sessions: SessionCache,
-        catalog_cache: Cache,
     ) -> Self {
         Self {
             store,
@@ -155,7 +152,6 @@ impl Accounts {
                 guest: settings.throttle_anon,
             },
             sessions,
-            catalog_cache,
             frontend_url: settings.frontend_url.clone(),
             guest_domain: settings.guest_email_domain.clone(),
             activation_ttl: settings.activation_token_ttl,
@@ -242,7 +238,7 @@ impl Accounts {
                 is_guest: false,
             })
             .await?;
-        tracing::info!(user_id = user.id, "account registered");
+        tracing::info!(user_id = %user.id, "account registered");
         self.send_activation(&user);
         Ok(user)
     }
@@ -263,7 +259,7 @@ impl Accounts {
         if user.is_active || !self.store.activate_user(user.user_id()).await? {
             return Err(AppError::AlreadyActive);
         }
-        tracing::info!(user_id = user.id, "account activated");
+        tracing::info!(user_id = %user.id, "account activated");
         Ok(())
     }
 
@@ -378,7 +374,7 @@ impl Accounts {
             .start_session(&user, ttl, Some(&user.password_hash))
             .await?;
         self.store.touch_last_login(user.user_id()).await?;
-        tracing::info!(user_id = user.id, "login");
+        tracing::info!(user_id = %user.id, "login");
         Ok(LoginOutcome { tokens, user })
     }
 
@@ -417,7 +413,7 @@ impl Accounts {
             }
         };
         let tokens = self.start_session(&user, self.guest_ttl, None).await?;
-        tracing::info!(user_id = user.id, "guest login");
+        tracing::info!(user_id = %user.id, "guest login");
         Ok(LoginOutcome { tokens, user })
     }
 
@@ -482,7 +478,7 @@ impl Accounts {
             RefreshUse::Fresh(session) if session.is_alive(Timestamp::now()) => {
                 let user = self
                     .store
-                    .user_by_id(UserId(session.user_id))
+                    .user_by_id(session.user_id)
                     .await?
                     .filter(|u| u.is_active)
                     .ok_or(AppError::Unauthenticated("The refresh token is invalid."))?;
@@ -514,7 +510,7 @@ impl Accounts {
             .ok_or(AppError::Unauthenticated("The access token is invalid."))?;
         let now = Timestamp::now();
         let usable = |(session, user): &(SessionRecord, UserRecord)| {
-            session.user_id == user_id.0 && session.is_alive(now) && user.is_active
+            session.user_id == user_id && session.is_alive(now) && user.is_active
         };
         if let Some(entry) = self.sessions.get(&claims.sid)
             && usable(&entry)
@@ -550,10 +546,10 @@ impl Accounts {
         if caller.user.is_guest {
             self.store.delete_user(caller.user.user_id()).await?;
             self.sessions.invalidate_user(caller.user.id).await;
-            tracing::info!(user_id = caller.user.id, "guest logged out and deleted");
+            tracing::info!(user_id = %caller.user.id, "guest logged out and deleted");
             return Ok(true);
         }
-        tracing::info!(user_id = caller.user.id, "logout");
+        tracing::info!(user_id = %caller.user.id, "logout");
         Ok(false)
     }
 
@@ -629,7 +625,7 @@ impl Accounts {
             return Err(AppError::InvalidLink);
         }
         self.sessions.invalidate_user(user.id).await;
-        tracing::info!(user_id = user.id, "password reset; sessions revoked");
+        tracing::info!(user_id = %user.id, "password reset; sessions revoked");
         Ok(())
     }
 
@@ -664,8 +660,6 @@ impl Accounts {
             .await?
             .ok_or(AppError::NotFound("user"))?;
         self.sessions.invalidate_user(user.id).await;
-        // Videos show their uploader's profile.
-        self.catalog_cache.invalidate(CATALOG).await;
         Ok(user)
     }
 

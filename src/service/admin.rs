@@ -83,7 +83,7 @@ impl Admin {
         };
         let size = page_size.clamp(1, MAX_USERS_PAGE);
         let mut users = self.store.list_users(filter, after, size + 1).await?;
-        let next = if users.len() as i64 > size {
+        let next = if i64::try_from(users.len()).unwrap_or(i64::MAX) > size {
             users.truncate(usize::try_from(size).unwrap_or(usize::MAX));
             users
                 .last()

@@ -9,18 +9,15 @@ use std::{
 };
 
 use crate::{
-    cache::Cache,
-    domain::{Genre, Ordering, PageToken, Rate, UserId, VideoMeta},
+    cache::{CATALOG, Cache, user_scope},
+    domain::{Genre, Language, Ordering, PageToken, Rate, Timestamp, VideoId, VideoMeta},
     error::{AppError, AppResult},
     ratelimit::{Mode, RateLimiter},
     service::{Caller, ClientInfo},
     store::{Store, UserStateRows, VideoFilter, VideoQuery, VideoRecord},
 };
-
-/// Scope of every shared catalog entry.
-pub const CATALOG: &str = "catalog";
 /// How many videos "recent" returns.
-pub const RECENT_COUNT: i64 = 5;
+pub(crate) const RECENT_COUNT: i64 = 5;
 /// Default and maximum page sizes.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 /// Largest page a client may ask for.
@@ -84,10 +81,10 @@ pub struct VideoPatch {
     pub description: Option<String>,
     /// New author.
     pub author: Option<String>,
-    /// New genre (`Some("")` clears it).
-    pub genre: Option<String>,
-    /// New language (`Some("")` clears it).
-    pub language: Option<String>,
+    /// New genre (`Some(None)` clears it).
+    pub genre: Option<Option<Genre>>,
+    /// New language (`Some(None)` clears it).
+    pub language: Option<Option<Language>>,
 }
 
 /// Per-user and per-address limits of the video endpoints.
@@ -177,7 +174,7 @@ impl Catalog {
     pub async fn list(&self, caller: &Caller, request: ListRequest) -> AppResult<ListPage> {
         let mut filter = request.filter;
         if request.only_favorites {
-            filter.favorites_of = Some(caller.user.id);
+            filter.favorites_of = Some(caller.user.user_id());
         }
         let limit = request.page_size.clamp(1, MAX_PAGE_SIZE);
         let (after, offset) = match request.paging {
@@ -212,7 +209,7 @@ impl Catalog {
             (page, None)
         };
         let mut videos = page.videos;
-        let next = if videos.len() as i64 > limit {
+        let next = if i64::try_from(videos.len()).unwrap_or(i64::MAX) > limit {
             videos.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             videos.last().map(|last| PageToken {
                 ordering: request.ordering,
@@ -237,7 +234,7 @@ impl Catalog {
     }
 
     /// One video.
-    pub async fn get(&self, caller: &Caller, id: i64) -> AppResult<VideoView> {
+    pub async fn get(&self, caller: &Caller, id: VideoId) -> AppResult<VideoView> {
         let record = self
             .cache
             .get_or_load(CATALOG, &format!("video:{id}"), || async {
@@ -249,8 +246,12 @@ impl Catalog {
     }
 
     /// The newest videos, without `exclude`.
-    pub async fn recent(&self, caller: &Caller, exclude: Option<i64>) -> AppResult<Vec<VideoView>> {
-        let key = format!("recent:{}", exclude.unwrap_or(0));
+    pub async fn recent(
+        &self,
+        caller: &Caller,
+        exclude: Option<VideoId>,
+    ) -> AppResult<Vec<VideoView>> {
+        let key = format!("recent:{}", exclude.map_or(0, VideoId::get));
         let records = self
             .cache
             .get_or_load(CATALOG, &key, || async {
@@ -276,7 +277,7 @@ impl Catalog {
             .map(|genre| {
                 let of_genre = views
                     .iter()
-                    .filter(|v| v.record.genre() == Some(*genre))
+                    .filter(|v| v.record.genre == Some(*genre))
                     .cloned()
                     .collect();
                 (*genre, of_genre)
@@ -312,8 +313,7 @@ impl Catalog {
             .store
             .create_video(&meta, caller.user.user_id())
             .await?;
-        self.cache.invalidate(CATALOG).await;
-        tracing::info!(video_id = record.id, "video created");
+        tracing::info!(video_id = %record.id, "video created");
         Ok(VideoView {
             record: Arc::new(record),
             is_favorite: false,
@@ -331,7 +331,7 @@ impl Catalog {
     pub async fn update(
         &self,
         caller: &Caller,
-        id: i64,
+        id: VideoId,
         patch: VideoPatch,
     ) -> AppResult<VideoView> {
         caller.require_superuser()?;
@@ -348,14 +348,14 @@ impl Catalog {
         {
             return Ok(self.views(caller, vec![Arc::new(current)]).await?.remove(0));
         }
-        let current_genre = current.genre.clone().unwrap_or_default();
-        let current_language = current.language.clone().unwrap_or_default();
+        let genre = patch.genre.unwrap_or(current.genre);
+        let language = patch.language.unwrap_or(current.language);
         let meta = VideoMeta::parse(&crate::domain::RawVideoMeta {
             title: patch.title.as_deref().unwrap_or(&current.title),
             description: patch.description.as_deref().unwrap_or(&current.description),
             author: patch.author.as_deref().unwrap_or(&current.author),
-            genre: patch.genre.as_deref().unwrap_or(&current_genre),
-            language: patch.language.as_deref().unwrap_or(&current_language),
+            genre: genre.map_or("", Genre::as_str),
+            language: language.map_or("", Language::as_str),
         })
         .map_err(AppError::Validation)?;
         let record = self
@@ -363,18 +363,16 @@ impl Catalog {
             .update_video(id, &meta)
             .await?
             .ok_or(AppError::NotFound("video"))?;
-        self.cache.invalidate(CATALOG).await;
-        tracing::info!(video_id = id, "video updated");
+        tracing::info!(video_id = %id, "video updated");
         Ok(self.views(caller, vec![Arc::new(record)]).await?.remove(0))
     }
 
     /// Deletes a video and its media files (superusers only).
-    pub async fn delete(&self, caller: &Caller, id: i64) -> AppResult<()> {
+    pub async fn delete(&self, caller: &Caller, id: VideoId) -> AppResult<()> {
         caller.require_superuser()?;
         if !self.store.delete_video(id).await? {
             return Err(AppError::NotFound("video"));
         }
-        self.cache.invalidate(CATALOG).await;
         // The folder name is built from the numeric id only, never from client text.
         let folder = self.media_dir.join("videos").join(id.to_string());
         match tokio::fs::remove_dir_all(&folder).await {
@@ -384,56 +382,42 @@ impl Catalog {
                 tracing::error!(error = %e, folder = %folder.display(), "removing media failed")
             }
         }
-        tracing::info!(video_id = id, "video deleted");
+        tracing::info!(video_id = %id, "video deleted");
         Ok(())
     }
 
     // ---- per-user state ----------------------------------------------------------------------
 
     /// Marks `id` as a favorite of the caller.
-    pub async fn add_favorite(&self, caller: &Caller, id: i64) -> AppResult<VideoView> {
+    pub async fn add_favorite(&self, caller: &Caller, id: VideoId) -> AppResult<VideoView> {
         if !self.store.add_favorite(caller.user.user_id(), id).await? {
             return Err(AppError::NotFound("video"));
         }
-        self.cache
-            .invalidate(&user_scope(caller.user.user_id()))
-            .await;
         self.get(caller, id).await
     }
 
     /// Removes `id` from the caller's favorites.
-    pub async fn remove_favorite(&self, caller: &Caller, id: i64) -> AppResult<()> {
-        self.store
-            .remove_favorite(caller.user.user_id(), id)
-            .await?;
-        self.cache
-            .invalidate(&user_scope(caller.user.user_id()))
-            .await;
-        Ok(())
+    pub async fn remove_favorite(&self, caller: &Caller, id: VideoId) -> AppResult<()> {
+        self.store.remove_favorite(caller.user.user_id(), id).await
     }
 
     /// Records the caller's position in `id`.
     pub async fn save_progress(
         &self,
         caller: &Caller,
-        id: i64,
+        id: VideoId,
         position: f64,
-    ) -> AppResult<crate::store::Timestamp> {
+    ) -> AppResult<Timestamp> {
         if !position.is_finite() || !(0.0..=7.0 * 86_400.0).contains(&position) {
             return Err(AppError::field(
                 "position_seconds",
                 "The position must be a number of seconds between 0 and the video's length.",
             ));
         }
-        let at = self
-            .store
+        self.store
             .save_progress(caller.user.user_id(), id, position)
             .await?
-            .ok_or(AppError::NotFound("video"))?;
-        self.cache
-            .invalidate(&user_scope(caller.user.user_id()))
-            .await;
-        Ok(at)
+            .ok_or(AppError::NotFound("video"))
     }
 
     /// Lays the caller's favorites and progress over shared records.
@@ -457,8 +441,8 @@ impl Catalog {
 }
 
 fn overlay(records: Vec<Arc<VideoRecord>>, state: UserState, caller: &Caller) -> Vec<VideoView> {
-    let favorites: HashSet<i64> = state.favorites.into_iter().collect();
-    let progress: HashMap<i64, f64> = state.progress.into_iter().collect();
+    let favorites: HashSet<VideoId> = state.favorites.into_iter().collect();
+    let progress: HashMap<VideoId, f64> = state.progress.into_iter().collect();
     records
         .into_iter()
         .map(|record| VideoView {
@@ -492,8 +476,8 @@ fn shared(records: Vec<VideoRecord>) -> Vec<Arc<VideoRecord>> {
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct UserState {
-    favorites: Vec<i64>,
-    progress: Vec<(i64, f64)>,
+    favorites: Vec<VideoId>,
+    progress: Vec<(VideoId, f64)>,
 }
 
 impl From<UserStateRows> for UserState {
@@ -510,10 +494,6 @@ impl From<UserStateRows> for UserState {
                 .collect(),
         }
     }
-}
-
-fn user_scope(user: UserId) -> String {
-    format!("user:{}", user.0)
 }
 
 /// A stable cache key for a list query.

@@ -18,10 +18,13 @@ use std::{
     time::Duration,
 };
 
-use crate::store::{SessionRecord, UserRecord};
+use crate::{
+    domain::UserId,
+    store::{SessionRecord, UserRecord},
+};
 
 /// A verified session and its user.
-pub type Entry = Arc<(SessionRecord, UserRecord)>;
+pub(crate) type Entry = Arc<(SessionRecord, UserRecord)>;
 
 /// Handle to the session cache; cheap to clone.
 #[derive(Clone)]
@@ -79,7 +82,7 @@ impl SessionCache {
     }
 
     /// Forgets every session of a user everywhere.
-    pub async fn invalidate_user(&self, user_id: i64) {
+    pub async fn invalidate_user(&self, user_id: UserId) {
         self.invalidate(&format!("u:{user_id}")).await;
     }
 
@@ -117,7 +120,7 @@ impl Inner {
         {
             let _ = self
                 .entries
-                .invalidate_entries_if(move |_, entry| entry.1.id == user);
+                .invalidate_entries_if(move |_, entry| entry.1.id.get() == user);
         } else {
             self.entries.invalidate_all();
         }
@@ -134,13 +137,13 @@ mod tests {
         Arc::new((
             SessionRecord {
                 id: sid.into(),
-                user_id: user,
+                user_id: UserId::from_db(user),
                 created_at: now,
                 expires_at: now.plus_secs(60),
                 revoked_at: None,
             },
             UserRecord {
-                id: user,
+                id: UserId::from_db(user),
                 email: format!("u{user}@example.com"),
                 password_hash: String::new(),
                 is_active: true,
@@ -163,7 +166,7 @@ mod tests {
         assert!(cache.get("a").is_some());
         cache.invalidate_session("a").await;
         assert!(cache.get("a").is_none() && cache.get("b").is_some());
-        cache.invalidate_user(1).await;
+        cache.invalidate_user(UserId::from_db(1)).await;
         assert!(cache.get("b").is_none() && cache.get("c").is_some());
         cache.invalidate_all().await;
         assert!(cache.get("c").is_none());

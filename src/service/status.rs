@@ -14,15 +14,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 
-use crate::kv::Redis;
+use crate::{
+    domain::{VideoId, VideoStatus},
+    kv::Redis,
+};
 
 /// One status change of a video.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
     /// The video.
-    pub video_id: i64,
-    /// `pending`, `processing`, `ready` or `failed`.
-    pub status: String,
+    pub video_id: VideoId,
+    /// Where it stands.
+    pub status: VideoStatus,
     /// 0–100.
     pub percent: f64,
     /// What the worker is doing.
@@ -32,9 +35,26 @@ pub struct StatusEvent {
 }
 
 impl StatusEvent {
+    /// An event of `video_id`.
+    pub fn new(
+        video_id: VideoId,
+        status: VideoStatus,
+        percent: f64,
+        step: &str,
+        reason: &str,
+    ) -> Self {
+        Self {
+            video_id,
+            status,
+            percent,
+            step: step.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
     /// Whether no event follows this one.
     pub fn is_final(&self) -> bool {
-        self.status == "ready" || self.status == "failed"
+        self.status.is_final()
     }
 }
 
@@ -44,7 +64,7 @@ pub struct StatusHub {
     local: broadcast::Sender<StatusEvent>,
     redis: Option<(Redis, String)>,
     /// The last event of each running job published by this process (without Redis).
-    latest: Arc<Mutex<HashMap<i64, StatusEvent>>>,
+    latest: Arc<Mutex<HashMap<VideoId, StatusEvent>>>,
 }
 
 /// How long Redis keeps a job's last event: longer than any gap between two progress events of
@@ -106,7 +126,7 @@ impl StatusHub {
                 .bounded(async {
                     let mut conn = redis.conn().await?;
                     let mut pipe = redis::pipe();
-                    if event.status == "processing" {
+                    if event.status == VideoStatus::Processing {
                         pipe.set_ex(&latest, &payload, LATEST_TTL_SECS).ignore();
                     } else {
                         pipe.del(&latest).ignore();
@@ -127,7 +147,7 @@ impl StatusHub {
 
     /// The last progress event of `video_id`'s running job (from any process with Redis), if
     /// any.
-    pub async fn latest(&self, video_id: i64) -> Option<StatusEvent> {
+    pub async fn latest(&self, video_id: VideoId) -> Option<StatusEvent> {
         if let Some((redis, _)) = &self.redis {
             let payload: Option<Vec<u8>> = redis
                 .bounded(async {
@@ -150,7 +170,7 @@ impl StatusHub {
 
     fn remember(&self, event: &StatusEvent) {
         if let Ok(mut latest) = self.latest.lock() {
-            if event.status == "processing" {
+            if event.status == VideoStatus::Processing {
                 latest.insert(event.video_id, event.clone());
             } else {
                 latest.remove(&event.video_id);
@@ -164,6 +184,6 @@ impl StatusHub {
     }
 }
 
-fn latest_key(redis: &Redis, video_id: i64) -> String {
+fn latest_key(redis: &Redis, video_id: VideoId) -> String {
     redis.key(&format!("status:latest:{video_id}"))
 }

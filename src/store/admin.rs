@@ -1,7 +1,7 @@
 //! Account administration: listing with search and filters, flags, and the superuser count
 //! that keeps the last superuser from being removed.
 
-use super::{Backend, Store, USER_COLUMNS, UserRecord};
+use super::{Store, USER_COLUMNS, UserRecord};
 use crate::{domain::UserId, error::AppResult};
 
 /// Which accounts to list.
@@ -58,7 +58,7 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
                 .bind(active)
-                .bind(id.0)
+                .bind(id)
                 .execute(pool)
                 .await?;
         });
@@ -71,7 +71,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT COUNT(*) FROM users WHERE is_superuser AND is_active AND id <> $1",
             )
-            .bind(except.0)
+            .bind(except)
             .fetch_one(pool)
             .await?
         });

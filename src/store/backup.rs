@@ -1,16 +1,21 @@
 //! Export reads (in id order, one batch at a time, so a large catalog is never held at once)
 //! and the import's single transaction.
 
-use super::{Backend, Renditions, Store, Timestamp, USER_COLUMNS, UserRecord, VideoRecord};
-use crate::error::AppResult;
+use std::sync::LazyLock;
+
+use super::{Backend, Store, Timestamp, USER_COLUMNS, UserRecord, VideoRecord, videos};
+use crate::{
+    domain::{Rung, UserId, VideoId},
+    error::AppResult,
+};
 
 /// A favorite as exported.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct ExportedFavorite {
     /// Account.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// Video.
-    pub video_id: i64,
+    pub video_id: VideoId,
     /// When it was marked.
     pub created_at: Timestamp,
 }
@@ -19,9 +24,9 @@ pub struct ExportedFavorite {
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct ExportedProgress {
     /// Account.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// Video.
-    pub video_id: i64,
+    pub video_id: VideoId,
     /// Seconds watched.
     pub position: f64,
     /// Last update.
@@ -50,20 +55,59 @@ pub struct ImportWrites {
     pub progress: Vec<ExportedProgress>,
 }
 
-const VIDEO_COLUMNS: &str = "id, title, description, author, genre, language, uploaded_by, \
-    uploaded_at, updated_at, duration, status, status_reason, video_file, poster, vtt_file, \
-    hd360, hd480, hd720, hd1080, hls, renditions, search_text";
+/// The columns an import writes, the rungs' files last.
+fn import_columns() -> Vec<&'static str> {
+    let mut columns = vec![
+        "id",
+        "title",
+        "description",
+        "author",
+        "genre",
+        "language",
+        "uploaded_by",
+        "uploaded_at",
+        "updated_at",
+        "duration",
+        "status",
+        "status_reason",
+        "search_text",
+    ];
+    columns.extend(videos::media_columns());
+    columns
+}
+
+/// Insert-or-replace of one video with every [`import_columns`] column.
+static IMPORT_VIDEO_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns = import_columns();
+    let params: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO videos ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}, \
+         claim_token = '', claimed_at = NULL",
+        columns.join(", "),
+        params.join(", "),
+        updates.join(", ")
+    )
+});
 
 impl Store {
     /// Up to `limit` videos with an id above `after`, in id order.
-    pub async fn videos_after(&self, after: i64, limit: i64) -> AppResult<Vec<VideoRecord>> {
+    pub async fn videos_after(
+        &self,
+        after: Option<VideoId>,
+        limit: i64,
+    ) -> AppResult<Vec<VideoRecord>> {
         let sql = format!(
             "{} WHERE v.id > $1 ORDER BY v.id LIMIT $2",
-            super::videos::VIDEO_SELECT
+            *videos::VIDEO_SELECT
         );
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(after)
+                .bind(after.map_or(0, VideoId::get))
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
@@ -71,11 +115,15 @@ impl Store {
     }
 
     /// Up to `limit` accounts with an id above `after`, in id order.
-    pub async fn users_after(&self, after: i64, limit: i64) -> AppResult<Vec<UserRecord>> {
+    pub async fn users_after(
+        &self,
+        after: Option<UserId>,
+        limit: i64,
+    ) -> AppResult<Vec<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(after)
+                .bind(after.map_or(0, UserId::get))
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
@@ -85,9 +133,10 @@ impl Store {
     /// Up to `limit` favorites after the key `after` (user, video), in key order.
     pub async fn favorites_after(
         &self,
-        after: (i64, i64),
+        after: Option<(UserId, VideoId)>,
         limit: i64,
     ) -> AppResult<Vec<ExportedFavorite>> {
+        let after = after.map_or((0, 0), |(u, v)| (u.get(), v.get()));
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, ExportedFavorite>(
                 "SELECT user_id, video_id, created_at FROM favorites \
@@ -105,9 +154,10 @@ impl Store {
     /// Up to `limit` progress rows after the key `after` (user, video), in key order.
     pub async fn progress_after(
         &self,
-        after: (i64, i64),
+        after: Option<(UserId, VideoId)>,
         limit: i64,
     ) -> AppResult<Vec<ExportedProgress>> {
+        let after = after.map_or((0, 0), |(u, v)| (u.get(), v.get()));
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, ExportedProgress>(
                 "SELECT user_id, video_id, position, updated_at FROM watch_progress \
@@ -133,21 +183,6 @@ impl Store {
              phone = excluded.phone, address = excluded.address, \
              created_at = excluded.created_at, last_login = excluded.last_login"
         );
-        let video_sql = format!(
-            "INSERT INTO videos ({VIDEO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-             ON CONFLICT (id) DO UPDATE SET title = excluded.title, \
-             description = excluded.description, author = excluded.author, \
-             genre = excluded.genre, language = excluded.language, \
-             uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at, \
-             updated_at = excluded.updated_at, duration = excluded.duration, \
-             status = excluded.status, status_reason = excluded.status_reason, \
-             video_file = excluded.video_file, poster = excluded.poster, \
-             vtt_file = excluded.vtt_file, hd360 = excluded.hd360, hd480 = excluded.hd480, \
-             hd720 = excluded.hd720, hd1080 = excluded.hd1080, hls = excluded.hls, \
-             renditions = excluded.renditions, search_text = excluded.search_text, \
-             claim_token = '', claimed_at = NULL"
-        );
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for u in &writes.users {
@@ -167,31 +202,30 @@ impl Store {
             }
             for v in &writes.videos {
                 let r = &v.record;
-                sqlx::query(sqlx::AssertSqlSafe(video_sql.as_str()))
+                let m = &r.media;
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(IMPORT_VIDEO_SQL.as_str()))
                     .bind(r.id)
                     .bind(&r.title)
                     .bind(&r.description)
                     .bind(&r.author)
-                    .bind(&r.genre)
-                    .bind(&r.language)
+                    .bind(r.genre)
+                    .bind(r.language)
                     .bind(r.uploaded_by)
                     .bind(r.uploaded_at)
                     .bind(r.updated_at)
                     .bind(r.duration)
-                    .bind(&r.status)
+                    .bind(r.status)
                     .bind(&r.status_reason)
-                    .bind(&r.video_file)
-                    .bind(&r.poster)
-                    .bind(&r.vtt_file)
-                    .bind(&r.hd360)
-                    .bind(&r.hd480)
-                    .bind(&r.hd720)
-                    .bind(&r.hd1080)
-                    .bind(&r.hls)
-                    .bind(Renditions::to_json(&r.renditions))
                     .bind(&v.search_text)
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind(&m.video_file)
+                    .bind(&m.poster)
+                    .bind(&m.vtt_file)
+                    .bind(&m.hls)
+                    .bind(m.renditions.to_json());
+                for rung in Rung::ALL {
+                    query = query.bind(m.rungs.get(*rung));
+                }
+                query.execute(&mut *tx).await?;
             }
             for f in &writes.favorites {
                 sqlx::query(
@@ -229,6 +263,7 @@ impl Store {
             }
             tx.commit().await?;
         });
+        self.catalog_changed().await;
         Ok(())
     }
 }

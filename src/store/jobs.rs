@@ -1,6 +1,6 @@
 //! Job schedules, job runs (one per job and due time) and the exports the scheduler wrote.
 
-use super::{Backend, Store, Timestamp};
+use super::{Store, Timestamp};
 use crate::error::AppResult;
 
 /// A stored schedule.

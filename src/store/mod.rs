@@ -1,6 +1,6 @@
 //! Persistence: one [`Store`] over PostgreSQL (production) or SQLite (embedded default). Both run
 //! the same SQL text (`$n` placeholders and `RETURNING` work on both), compiled once per backend
-//! by [`on_pool!`]; each backend keeps its own migrations under `migrations/`.
+//! by `on_pool!`; each backend keeps its own migrations under `migrations/`.
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -11,10 +11,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use timestamp::Timestamp;
-
+pub use crate::domain::Timestamp;
 use crate::{
-    domain::{Email, UserId},
+    cache::{self, Cache},
+    domain::UserId,
     error::{AppError, AppResult},
 };
 
@@ -22,6 +22,9 @@ use crate::{
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Bumped after every committed write that changes what cached reads show: the one place
+    /// that keeps the response cache honest.
+    cache: Cache,
 }
 
 #[derive(Clone)]
@@ -35,121 +38,46 @@ enum Backend {
 macro_rules! on_pool {
     ($self:ident, $pool:ident => $body:expr) => {
         match &$self.backend {
-            Backend::Postgres($pool) => $body,
-            Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite($pool) => $body,
         }
     };
 }
 
 mod admin;
 mod backup;
+mod columns;
 mod jobs;
-mod renditions;
+mod sessions;
 mod timestamp;
+mod transcodes;
+mod user_state;
+mod users;
 mod videos;
 
 pub use admin::UserFilter;
 pub use backup::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo};
 pub use jobs::{ExportRow, JobRow, JobRunRow};
+pub use sessions::{RefreshUse, SessionRecord};
+pub use transcodes::{Claim, TranscodeClaim};
+pub(crate) use users::USER_COLUMNS;
+pub use users::{NewUser, ProfileUpdate, UserRecord};
+pub use videos::{UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord};
 
-pub use renditions::{Renditions, StoredRendition};
-
-pub use videos::{
-    Claim, MediaPaths, TranscodeClaim, UserStateRows, VideoFilter, VideoPage, VideoQuery,
-    VideoRecord,
-};
-
-/// A stored account.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct UserRecord {
-    /// Primary key.
-    pub id: i64,
-    /// Normalised e-mail.
-    pub email: String,
-    /// Argon2id PHC string; empty when the account has no usable password.
-    pub password_hash: String,
-    /// Whether the account was activated.
-    pub is_active: bool,
-    /// Administrator flag.
-    pub is_superuser: bool,
-    /// Temporary demo account.
-    pub is_guest: bool,
-    /// Free-text phone number.
-    pub phone: String,
-    /// Free-text address.
-    pub address: String,
-    /// When the account was created.
-    pub created_at: Timestamp,
-    /// Last successful login.
-    pub last_login: Option<Timestamp>,
-}
-
-impl UserRecord {
-    /// The typed id.
-    pub fn user_id(&self) -> UserId {
-        UserId(self.id)
+/// What a failed statement means for the caller: a unique-constraint violation becomes
+/// `taken` (e-mail taken, name in use), anything else stays a database error. The one place
+/// that reads constraint violations.
+pub(crate) fn unique_violation(e: sqlx::Error, taken: AppError) -> AppError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => taken,
+        other => other.into(),
     }
 }
 
-/// A login session (a refresh-token family).
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct SessionRecord {
-    /// Random id, carried in access tokens as `sid`.
-    pub id: String,
-    /// Owner.
-    pub user_id: i64,
-    /// Start of the session.
-    pub created_at: Timestamp,
-    /// End of the session (refresh tokens die with it).
-    pub expires_at: Timestamp,
-    /// Set when revoked (logout, refresh-token reuse, password change).
-    pub revoked_at: Option<Timestamp>,
+/// Whether a statement failed on a foreign key (the row it points at is gone).
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
-
-impl SessionRecord {
-    /// Whether the session can still be used at `now`.
-    pub fn is_alive(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
-    }
-}
-
-/// Outcome of presenting a refresh token.
-#[derive(Debug)]
-pub enum RefreshUse {
-    /// First use: the token is now spent; here is its session.
-    Fresh(SessionRecord),
-    /// The token had been used before: a sign of theft. This session has been revoked.
-    Reused(String),
-    /// No such token.
-    Unknown,
-}
-
-/// Fields a user may change on their own profile.
-#[derive(Clone, Debug, Default)]
-pub struct ProfileUpdate {
-    /// New phone, if given.
-    pub phone: Option<String>,
-    /// New address, if given.
-    pub address: Option<String>,
-}
-
-/// A new account.
-#[derive(Clone, Debug)]
-pub struct NewUser<'a> {
-    /// Normalised e-mail.
-    pub email: &'a Email,
-    /// PHC string or empty.
-    pub password_hash: &'a str,
-    /// Active from the start (superusers, guests).
-    pub is_active: bool,
-    /// Administrator.
-    pub is_superuser: bool,
-    /// Demo account.
-    pub is_guest: bool,
-}
-
-const USER_COLUMNS: &str = "id, email, password_hash, is_active, is_superuser, is_guest, phone, \
-                            address, created_at, last_login";
 
 impl Store {
     /// Connects to `database_url`, a `kind` database (creating the SQLite file and its folder
@@ -193,7 +121,28 @@ impl Store {
                 .context("opening the SQLite database")?;
             Backend::Sqlite(pool)
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            cache: Cache::disabled(),
+        })
+    }
+
+    /// This store, invalidating `cache` after each write: catalog writes (videos, their media,
+    /// uploaders' profiles, imports) bump the shared catalog scope, a user's favorites and
+    /// progress that user's scope.
+    pub fn with_cache(mut self, cache: Cache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// After a committed write to anything a video list shows.
+    async fn catalog_changed(&self) {
+        self.cache.invalidate(cache::CATALOG).await;
+    }
+
+    /// After a committed write to `user`'s favorites or progress.
+    async fn user_state_changed(&self, user: UserId) {
+        self.cache.invalidate(&cache::user_scope(user)).await;
     }
 
     /// Applies pending migrations of this backend.
@@ -224,342 +173,5 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await);
-    }
-
-    // ---- users -------------------------------------------------------------------------------
-
-    /// Inserts a user; [`AppError::EmailTaken`] if the e-mail exists.
-    pub async fn create_user(&self, new: NewUser<'_>) -> AppResult<UserRecord> {
-        let sql = format!(
-            "INSERT INTO users (email, password_hash, is_active, is_superuser, is_guest, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
-        );
-        let result = on_pool!(self, pool => {
-            sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(new.email.as_str())
-                .bind(new.password_hash)
-                .bind(new.is_active)
-                .bind(new.is_superuser)
-                .bind(new.is_guest)
-                .bind(Timestamp::now())
-                .fetch_one(pool)
-                .await
-        });
-        result.map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => AppError::EmailTaken,
-            other => other.into(),
-        })
-    }
-
-    /// The user with this e-mail.
-    pub async fn user_by_email(&self, email: &Email) -> AppResult<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(email.as_str())
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
-    /// The user with this id.
-    pub async fn user_by_id(&self, id: UserId) -> AppResult<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(id.0)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
-    /// Activates an inactive user; false if it was already active or does not exist.
-    pub async fn activate_user(&self, id: UserId) -> AppResult<bool> {
-        let done = on_pool!(self, pool => {
-            sqlx::query("UPDATE users SET is_active = TRUE WHERE id = $1 AND NOT is_active")
-                .bind(id.0)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
-    }
-
-    /// Replaces the password hash, guarded by the hash the caller saw (so a reset link can be
-    /// used once even when two requests race), and revokes every session of the user.
-    pub async fn change_password(
-        &self,
-        id: UserId,
-        expected_hash: &str,
-        new_hash: &str,
-    ) -> AppResult<bool> {
-        let now = Timestamp::now();
-        let changed = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
-            )
-            .bind(new_hash)
-            .bind(id.0)
-            .bind(expected_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed == 1 {
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            changed
-        });
-        Ok(changed == 1)
-    }
-
-    /// Sets a user's password without conditions (administration commands).
-    pub async fn set_password(&self, id: UserId, hash: &str) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(hash)
-                .bind(id.0)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Grants or removes administrator rights and activates the account.
-    pub async fn set_superuser(&self, id: UserId, superuser: bool) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE users SET is_superuser = $1, is_active = TRUE WHERE id = $2")
-                .bind(superuser)
-                .bind(id.0)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Records a successful login.
-    pub async fn touch_last_login(&self, id: UserId) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
-                .bind(Timestamp::now())
-                .bind(id.0)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Updates the fields that are `Some` and returns the user.
-    pub async fn update_profile(
-        &self,
-        id: UserId,
-        update: &ProfileUpdate,
-    ) -> AppResult<Option<UserRecord>> {
-        let sql = format!(
-            "UPDATE users SET phone = COALESCE($1, phone), address = COALESCE($2, address) \
-             WHERE id = $3 RETURNING {USER_COLUMNS}"
-        );
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(update.phone.as_deref())
-                .bind(update.address.as_deref())
-                .bind(id.0)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
-    /// Deletes a user (sessions and tokens go with it).
-    pub async fn delete_user(&self, id: UserId) -> AppResult<bool> {
-        let n = on_pool!(self, pool => {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id.0)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
-    /// Deletes guest accounts created before `cutoff`; returns how many.
-    pub async fn purge_guests(&self, cutoff: Timestamp) -> AppResult<u64> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query("DELETE FROM users WHERE is_guest AND created_at < $1")
-                .bind(cutoff)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }))
-    }
-
-    // ---- sessions ----------------------------------------------------------------------------
-
-    /// Starts a session with its first refresh token. With `password_hash`, only if the user's
-    /// password hash is still that one (checked in the same statement); returns whether the
-    /// session was created.
-    pub async fn create_session(
-        &self,
-        session: &SessionRecord,
-        refresh_hash: &str,
-        password_hash: Option<&str>,
-    ) -> AppResult<bool> {
-        Ok(on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let created = sqlx::query(
-                "INSERT INTO sessions (id, user_id, created_at, expires_at) \
-                 SELECT $1, $2, $3, $4 WHERE EXISTS \
-                 (SELECT 1 FROM users WHERE id = $2 AND ($5 IS NULL OR password_hash = $5))",
-            )
-            .bind(&session.id)
-            .bind(session.user_id)
-            .bind(session.created_at)
-            .bind(session.expires_at)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if created == 1 {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(refresh_hash)
-                .bind(&session.id)
-                .bind(session.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            created == 1
-        }))
-    }
-
-    /// The session with this id.
-    pub async fn session(&self, id: &str) -> AppResult<Option<SessionRecord>> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, SessionRecord>(
-                "SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        }))
-    }
-
-    /// A session and its user in one round trip (checked on every authenticated request).
-    pub async fn session_with_user(
-        &self,
-        id: &str,
-    ) -> AppResult<Option<(SessionRecord, UserRecord)>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            user: UserRecord,
-            session_created_at: Timestamp,
-            expires_at: Timestamp,
-            revoked_at: Option<Timestamp>,
-        }
-        let sql = "SELECT u.id, u.email, u.password_hash, u.is_active, u.is_superuser, u.is_guest, \
-                   u.phone, u.address, u.created_at, u.last_login, \
-                   s.created_at AS session_created_at, s.expires_at, s.revoked_at \
-                   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
-        let row = on_pool!(self, pool => {
-            sqlx::query_as::<_, Row>(sql).bind(id).fetch_optional(pool).await?
-        });
-        Ok(row.map(|r| {
-            (
-                SessionRecord {
-                    id: id.to_owned(),
-                    user_id: r.user.id,
-                    created_at: r.session_created_at,
-                    expires_at: r.expires_at,
-                    revoked_at: r.revoked_at,
-                },
-                r.user,
-            )
-        }))
-    }
-
-    /// Revokes one session.
-    pub async fn revoke_session(&self, id: &str) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(Timestamp::now())
-                .bind(id)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Spends a refresh token and stores its successor in the same session, atomically. A token
-    /// presented twice revokes its session (RFC 6819 §5.2.2.3 refresh-token rotation).
-    pub async fn rotate_refresh(&self, old_hash: &str, new_hash: &str) -> AppResult<RefreshUse> {
-        let now = Timestamp::now();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let spent: Option<(String,)> = sqlx::query_as(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-                 RETURNING session_id",
-            )
-            .bind(now)
-            .bind(old_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let outcome = match spent {
-                Some((session_id,)) => {
-                    let session = sqlx::query_as::<_, SessionRecord>(
-                        "SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions \
-                         WHERE id = $1",
-                    )
-                    .bind(&session_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if session.is_alive(now) {
-                        sqlx::query(
-                            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) \
-                             VALUES ($1, $2, $3)",
-                        )
-                        .bind(new_hash)
-                        .bind(&session_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    RefreshUse::Fresh(session)
-                }
-                None => {
-                    let reused: Option<(String,)> = sqlx::query_as(
-                        "SELECT session_id FROM refresh_tokens WHERE token_hash = $1",
-                    )
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    match reused {
-                        Some((session_id,)) => {
-                            sqlx::query(
-                                "UPDATE sessions SET revoked_at = $1 WHERE id = $2 \
-                                 AND revoked_at IS NULL",
-                            )
-                            .bind(now)
-                            .bind(&session_id)
-                            .execute(&mut *tx)
-                            .await?;
-                            RefreshUse::Reused(session_id)
-                        }
-                        None => RefreshUse::Unknown,
-                    }
-                }
-            };
-            tx.commit().await?;
-            Ok(outcome)
-        })
     }
 }

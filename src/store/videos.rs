@@ -1,10 +1,16 @@
 //! Videos, favorites and watch progress.
 
-use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
-use super::{Backend, Renditions, Store, Timestamp};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, Row};
+
+use super::{Backend, Store};
 use crate::{
-    domain::{Genre, Language, Ordering, PageToken, UserId, VideoMeta},
+    domain::{
+        Genre, Language, Media, Ordering, PageToken, Renditions, Rung, RungFiles, Timestamp,
+        UserId, VideoId, VideoMeta, VideoStatus,
+    },
     error::AppResult,
 };
 
@@ -12,19 +18,19 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct VideoRecord {
     /// Primary key.
-    pub id: i64,
+    pub id: VideoId,
     /// Title.
     pub title: String,
     /// Description.
     pub description: String,
     /// Author.
     pub author: String,
-    /// Genre wire name, if any.
-    pub genre: Option<String>,
-    /// Language wire name, if any.
-    pub language: Option<String>,
-    /// Uploader id (None once the uploader's account is gone).
-    pub uploaded_by: Option<i64>,
+    /// Genre, if any.
+    pub genre: Option<Genre>,
+    /// Language, if any.
+    pub language: Option<Language>,
+    /// Uploader (None once the uploader's account is gone).
+    pub uploaded_by: Option<UserId>,
     /// Uploader e-mail.
     pub uploader_email: Option<String>,
     /// Uploader phone.
@@ -37,60 +43,81 @@ pub struct VideoRecord {
     pub updated_at: Timestamp,
     /// Duration in seconds (0 until probed).
     pub duration: f64,
-    /// Processing status wire name.
-    pub status: String,
+    /// Processing status.
+    pub status: VideoStatus,
     /// Failure reason.
     pub status_reason: String,
-    /// Original file, relative to MEDIA_DIR.
-    pub video_file: String,
-    /// Poster image.
-    pub poster: String,
-    /// Thumbnails WebVTT.
-    pub vtt_file: String,
-    /// 360p MP4.
-    pub hd360: String,
-    /// 480p MP4.
-    pub hd480: String,
-    /// 720p MP4.
-    pub hd720: String,
-    /// 1080p MP4.
-    pub hd1080: String,
-    /// HLS master playlist.
-    pub hls: String,
-    /// The renditions the transcode wrote.
-    #[sqlx(try_from = "String")]
-    pub renditions: Renditions,
+    /// The video's files.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub media: Media,
 }
 
-impl VideoRecord {
-    /// Typed genre.
-    pub fn genre(&self) -> Option<Genre> {
-        self.genre.as_deref().and_then(|g| g.parse().ok())
-    }
+/// The media columns, in one list generated from [`Rung::ALL`].
+pub(super) fn media_columns() -> Vec<&'static str> {
+    let mut columns = vec!["video_file", "poster", "vtt_file", "hls", "renditions"];
+    columns.extend(Rung::ALL.iter().map(|rung| rung.column()));
+    columns
+}
 
-    /// Typed language.
-    pub fn language(&self) -> Option<Language> {
-        self.language.as_deref().and_then(|l| l.parse().ok())
+impl<'r, R: Row> FromRow<'r, R> for Media
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let mut rungs = RungFiles::default();
+        for rung in Rung::ALL {
+            rungs.set(*rung, row.try_get(rung.column())?);
+        }
+        let renditions: String = row.try_get("renditions")?;
+        Ok(Self {
+            video_file: row.try_get("video_file")?,
+            poster: row.try_get("poster")?,
+            vtt_file: row.try_get("vtt_file")?,
+            hls: row.try_get("hls")?,
+            rungs,
+            renditions: Renditions::try_from(renditions).map_err(|e| {
+                sqlx::Error::ColumnDecode {
+                    index: "renditions".to_owned(),
+                    source: e.into(),
+                }
+            })?,
+        })
     }
 }
 
-pub(super) const VIDEO_SELECT: &str = "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, \
-    v.uploaded_by, u.email AS uploader_email, u.phone AS uploader_phone, \
-    u.address AS uploader_address, v.uploaded_at, v.updated_at, v.duration, v.status, \
-    v.status_reason, v.video_file, v.poster, v.vtt_file, v.hd360, v.hd480, v.hd720, v.hd1080, \
-    v.hls, v.renditions FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
+/// `SELECT` of every [`VideoRecord`] column.
+pub(super) static VIDEO_SELECT: LazyLock<String> = LazyLock::new(|| {
+    let media: Vec<String> = media_columns().iter().map(|c| format!("v.{c}")).collect();
+    format!(
+        "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, v.uploaded_by, \
+         u.email AS uploader_email, u.phone AS uploader_phone, u.address AS uploader_address, \
+         v.uploaded_at, v.updated_at, v.duration, v.status, v.status_reason, {} \
+         FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by",
+        media.join(", ")
+    )
+});
 
-/// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), named as [`VideoRecord`]'s
-/// serde fields; timestamps are integer micros in both.
-const VIDEO_JSON: &str = "json_object(\
-    'id', r.id, 'title', r.title, 'description', r.description, 'author', r.author, \
-    'genre', r.genre, 'language', r.language, 'uploaded_by', r.uploaded_by, \
-    'uploader_email', r.uploader_email, 'uploader_phone', r.uploader_phone, \
-    'uploader_address', r.uploader_address, 'uploaded_at', r.uploaded_at, \
-    'updated_at', r.updated_at, 'duration', r.duration, 'status', r.status, \
-    'status_reason', r.status_reason, 'video_file', r.video_file, 'poster', r.poster, \
-    'vtt_file', r.vtt_file, 'hd360', r.hd360, 'hd480', r.hd480, 'hd720', r.hd720, \
-    'hd1080', r.hd1080, 'hls', r.hls, 'renditions', r.renditions)";
+/// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), shaped as [`VideoRecord`]'s
+/// serde form (the rungs' files nested under `rungs`); timestamps are integer micros in both.
+static VIDEO_JSON: LazyLock<String> = LazyLock::new(|| {
+    let rungs: Vec<String> = Rung::ALL
+        .iter()
+        .map(|rung| format!("'{}', r.{}", rung.as_str(), rung.column()))
+        .collect();
+    format!(
+        "json_object('id', r.id, 'title', r.title, 'description', r.description, \
+         'author', r.author, 'genre', r.genre, 'language', r.language, \
+         'uploaded_by', r.uploaded_by, 'uploader_email', r.uploader_email, \
+         'uploader_phone', r.uploader_phone, 'uploader_address', r.uploader_address, \
+         'uploaded_at', r.uploaded_at, 'updated_at', r.updated_at, 'duration', r.duration, \
+         'status', r.status, 'status_reason', r.status_reason, 'video_file', r.video_file, \
+         'poster', r.poster, 'vtt_file', r.vtt_file, 'hls', r.hls, \
+         'renditions', r.renditions, 'rungs', json_object({}))",
+        rungs.join(", ")
+    )
+});
 
 /// SQLite: `sql` (a [`VIDEO_SELECT`] ordered by `order`, over columns of its output) as one row
 /// holding a JSON array. sqlx runs every SQLite connection on its own thread and hands each row,
@@ -112,11 +139,14 @@ fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> AppResult<T> {
 
 /// Wraps `sql` for [`sqlite_videos`]; `order` is its ORDER BY over output columns.
 fn sqlite_json(sql: &str, order: &str) -> String {
-    format!("SELECT json_group_array({VIDEO_JSON} ORDER BY {order}) FROM ({sql}) AS r")
+    format!(
+        "SELECT json_group_array({} ORDER BY {order}) FROM ({sql}) AS r",
+        *VIDEO_JSON
+    )
 }
 
 /// A user's favorites `(video, None)` and positions `(video, Some(seconds))`.
-pub type UserStateRows = Vec<(i64, Option<f64>)>;
+pub type UserStateRows = Vec<(VideoId, Option<f64>)>;
 
 /// Which videos a list shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
@@ -126,27 +156,15 @@ pub struct VideoFilter {
     /// Only this language.
     pub language: Option<Language>,
     /// Only videos uploaded by this user.
-    pub uploaded_by: Option<i64>,
+    pub uploaded_by: Option<UserId>,
     /// Only favorites of this user.
-    pub favorites_of: Option<i64>,
+    pub favorites_of: Option<UserId>,
     /// Only videos uploaded at or after.
-    pub uploaded_after: Option<i64>,
+    pub uploaded_after: Option<Timestamp>,
     /// Only videos updated at or after.
-    pub updated_after: Option<i64>,
+    pub updated_after: Option<Timestamp>,
     /// Lower-cased substring of title or description.
     pub search: Option<String>,
-}
-
-impl Serialize for Genre {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl Serialize for Language {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// One list request: filter, order, and either a keyset cursor or an offset.
@@ -205,21 +223,21 @@ fn where_clause(sql: &mut Sql, filter: &VideoFilter, after: Option<&PageToken>) 
         conditions.push(format!("v.language = {p}"));
     }
     if let Some(user) = filter.uploaded_by {
-        let p = sql.arg(Arg::I64(user));
+        let p = sql.arg(Arg::I64(user.get()));
         conditions.push(format!("v.uploaded_by = {p}"));
     }
     if let Some(user) = filter.favorites_of {
-        let p = sql.arg(Arg::I64(user));
+        let p = sql.arg(Arg::I64(user.get()));
         conditions.push(format!(
             "EXISTS (SELECT 1 FROM favorites f WHERE f.video_id = v.id AND f.user_id = {p})"
         ));
     }
-    if let Some(micros) = filter.uploaded_after {
-        let p = sql.arg(Arg::Ts(Timestamp::from_micros(micros)));
+    if let Some(at) = filter.uploaded_after {
+        let p = sql.arg(Arg::Ts(at));
         conditions.push(format!("v.uploaded_at >= {p}"));
     }
-    if let Some(micros) = filter.updated_after {
-        let p = sql.arg(Arg::Ts(Timestamp::from_micros(micros)));
+    if let Some(at) = filter.updated_after {
+        let p = sql.arg(Arg::Ts(at));
         conditions.push(format!("v.updated_at >= {p}"));
     }
     if let Some(search) = &filter.search {
@@ -240,7 +258,7 @@ fn where_clause(sql: &mut Sql, filter: &VideoFilter, after: Option<&PageToken>) 
             ">"
         };
         let ts = sql.arg(Arg::Ts(Timestamp::from_micros(token.micros)));
-        let id = sql.arg(Arg::I64(token.id));
+        let id = sql.arg(Arg::I64(token.id.get()));
         conditions.push(format!(
             "(v.{column} {op} {ts} OR (v.{column} = {ts} AND v.id {op} {id}))"
         ));
@@ -293,7 +311,7 @@ impl Store {
         state_of: Option<UserId>,
     ) -> AppResult<(VideoPage, Option<UserStateRows>)> {
         let mut list = Sql {
-            text: VIDEO_SELECT.to_owned(),
+            text: VIDEO_SELECT.clone(),
             args: Vec::new(),
         };
         where_clause(&mut list, &query.filter, query.after.as_ref());
@@ -332,7 +350,7 @@ impl Store {
             Backend::Sqlite(pool) => {
                 let mut sql = format!("SELECT ({})", sqlite_json(&list.text, &order));
                 if let Some(user) = state_of {
-                    let p = list.arg(Arg::I64(user.0));
+                    let p = list.arg(Arg::I64(user.get()));
                     sql.push_str(&format!(
                         ", (SELECT json_group_array(json_array(video_id, position)) FROM \
                          (SELECT video_id, NULL AS position FROM favorites WHERE user_id = {p} \
@@ -376,7 +394,8 @@ impl Store {
     /// Every video with a genre, newest first (for the categorized view).
     pub async fn videos_with_genre(&self) -> AppResult<Vec<VideoRecord>> {
         let sql = format!(
-            "{VIDEO_SELECT} WHERE v.genre IS NOT NULL ORDER BY v.uploaded_at DESC, v.id DESC"
+            "{} WHERE v.genre IS NOT NULL ORDER BY v.uploaded_at DESC, v.id DESC",
+            *VIDEO_SELECT
         );
         match &self.backend {
             Backend::Postgres(pool) => Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -392,13 +411,14 @@ impl Store {
     /// The `limit` newest videos, without `exclude`.
     pub async fn recent_videos(
         &self,
-        exclude: Option<i64>,
+        exclude: Option<VideoId>,
         limit: i64,
     ) -> AppResult<Vec<VideoRecord>> {
         let sql = format!(
-            "{VIDEO_SELECT} WHERE v.id <> $1 ORDER BY v.uploaded_at DESC, v.id DESC LIMIT {limit}"
+            "{} WHERE v.id <> $1 ORDER BY v.uploaded_at DESC, v.id DESC LIMIT {limit}",
+            *VIDEO_SELECT
         );
-        let exclude = exclude.unwrap_or(-1);
+        let exclude = exclude.map_or(-1, VideoId::get);
         match &self.backend {
             Backend::Postgres(pool) => Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(exclude)
@@ -413,8 +433,8 @@ impl Store {
     }
 
     /// One video.
-    pub async fn video(&self, id: i64) -> AppResult<Option<VideoRecord>> {
-        let sql = format!("{VIDEO_SELECT} WHERE v.id = $1");
+    pub async fn video(&self, id: VideoId) -> AppResult<Option<VideoRecord>> {
+        let sql = format!("{} WHERE v.id = $1", *VIDEO_SELECT);
         Ok(on_pool!(self, pool => {
             sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(id)
@@ -430,7 +450,7 @@ impl Store {
         uploaded_by: UserId,
     ) -> AppResult<VideoRecord> {
         let now = Timestamp::now();
-        let (id,): (i64,) = on_pool!(self, pool => {
+        let (id,): (VideoId,) = on_pool!(self, pool => {
             sqlx::query_as(
                 "INSERT INTO videos (title, description, author, genre, language, uploaded_by, \
                  uploaded_at, updated_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
@@ -439,21 +459,26 @@ impl Store {
             .bind(&meta.title)
             .bind(&meta.description)
             .bind(&meta.author)
-            .bind(meta.genre.map(Genre::as_str))
-            .bind(meta.language.map(Language::as_str))
-            .bind(uploaded_by.0)
+            .bind(meta.genre)
+            .bind(meta.language)
+            .bind(uploaded_by)
             .bind(now)
             .bind(meta.search_text())
             .fetch_one(pool)
             .await?
         });
+        self.catalog_changed().await;
         self.video(id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("video {id} vanished after insert").into())
     }
 
     /// Replaces the metadata of a video; None if it does not exist.
-    pub async fn update_video(&self, id: i64, meta: &VideoMeta) -> AppResult<Option<VideoRecord>> {
+    pub async fn update_video(
+        &self,
+        id: VideoId,
+        meta: &VideoMeta,
+    ) -> AppResult<Option<VideoRecord>> {
         let changed = on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE videos SET title = $1, description = $2, author = $3, genre = $4, \
@@ -462,8 +487,8 @@ impl Store {
             .bind(&meta.title)
             .bind(&meta.description)
             .bind(&meta.author)
-            .bind(meta.genre.map(Genre::as_str))
-            .bind(meta.language.map(Language::as_str))
+            .bind(meta.genre)
+            .bind(meta.language)
             .bind(meta.search_text())
             .bind(Timestamp::now())
             .bind(id)
@@ -474,11 +499,12 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
+        self.catalog_changed().await;
         self.video(id).await
     }
 
     /// Deletes a video (favorites and progress go with it); false if it did not exist.
-    pub async fn delete_video(&self, id: i64) -> AppResult<bool> {
+    pub async fn delete_video(&self, id: VideoId) -> AppResult<bool> {
         let n = on_pool!(self, pool => {
             sqlx::query("DELETE FROM videos WHERE id = $1")
                 .bind(id)
@@ -486,321 +512,9 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        if n == 1 {
+            self.catalog_changed().await;
+        }
         Ok(n == 1)
-    }
-
-    // ---- per-user state ----------------------------------------------------------------------
-
-    /// Marks a favorite (idempotent); false if the video does not exist.
-    pub async fn add_favorite(&self, user: UserId, video: i64) -> AppResult<bool> {
-        let result = on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO favorites (user_id, video_id, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id, video_id) DO NOTHING",
-            )
-            .bind(user.0)
-            .bind(video)
-            .bind(Timestamp::now())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        });
-        match result {
-            Ok(()) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Removes a favorite (idempotent).
-    pub async fn remove_favorite(&self, user: UserId, video: i64) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("DELETE FROM favorites WHERE user_id = $1 AND video_id = $2")
-                .bind(user.0)
-                .bind(video)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Records a playback position (upsert); false if the video does not exist.
-    pub async fn save_progress(
-        &self,
-        user: UserId,
-        video: i64,
-        position: f64,
-    ) -> AppResult<Option<Timestamp>> {
-        let now = Timestamp::now();
-        let result = on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO watch_progress (user_id, video_id, position, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, video_id) \
-                 DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-            )
-            .bind(user.0)
-            .bind(video)
-            .bind(position)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        });
-        match result {
-            Ok(()) => Ok(Some(now)),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The user's favorites and positions in one round trip: `(video, Some(position))` for
-    /// progress rows, `(video, None)` for favorites.
-    pub async fn user_state(&self, user: UserId) -> AppResult<UserStateRows> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT video_id, NULL AS position FROM favorites WHERE user_id = $1 \
-                 UNION ALL \
-                 SELECT video_id, position FROM watch_progress WHERE user_id = $1",
-            )
-            .bind(user.0)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// Videos the user started and has not finished (position > 0 and, when the duration is
-    /// known, before the last 5 %), most recently watched first.
-    pub async fn continue_watching(
-        &self,
-        user: UserId,
-        limit: i64,
-        offset: i64,
-    ) -> AppResult<Vec<VideoRecord>> {
-        let sql = format!(
-            "{VIDEO_SELECT} JOIN watch_progress p ON p.video_id = v.id WHERE p.user_id = $1 \
-             AND p.position > 0 AND (v.duration <= 0 OR p.position < v.duration * 0.95) \
-             ORDER BY p.updated_at DESC, v.id DESC LIMIT {limit} OFFSET {offset}"
-        );
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(sql))
-                .bind(user.0)
-                .fetch_all(pool)
-                .await?
-        }))
-    }
-}
-
-/// The files a finished transcode wrote, relative to MEDIA_DIR.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MediaPaths {
-    /// Poster JPEG.
-    pub poster: String,
-    /// Thumbnails WebVTT.
-    pub vtt_file: String,
-    /// Progressive MP4 per rendition ('' when the source is too small for it).
-    pub hd360: String,
-    /// 480p MP4.
-    pub hd480: String,
-    /// 720p MP4.
-    pub hd720: String,
-    /// 1080p MP4.
-    pub hd1080: String,
-    /// HLS master playlist.
-    pub hls: String,
-    /// Every rendition written.
-    pub renditions: Renditions,
-}
-
-/// What a claim of a transcode found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// The job holds the video now.
-    Started(TranscodeClaim),
-    /// A live job holds it.
-    Busy,
-    /// Nothing to do: finished, failed, deleted or without a source.
-    Done,
-}
-
-/// A transcode that may start: where the source is and how often it was tried.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
-pub struct TranscodeClaim {
-    /// Source file, relative to MEDIA_DIR.
-    pub video_file: String,
-    /// Attempts including this one.
-    pub transcode_attempts: i64,
-}
-
-impl Store {
-    /// Points a video at its uploaded source.
-    pub async fn set_video_source(&self, id: i64, video_file: &str) -> AppResult<()> {
-        let now = Timestamp::now();
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE videos SET video_file = $1, updated_at = $2 WHERE id = $3")
-                .bind(video_file)
-                .bind(now)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(())
-    }
-
-    /// Gives a transcode of video `id` to the job `token`: a pending video, or a processing one
-    /// whose job has not shown it is alive since `stale_before` (its worker died). The attempt
-    /// is counted.
-    pub async fn claim_transcode(
-        &self,
-        id: i64,
-        token: &str,
-        stale_before: Timestamp,
-    ) -> AppResult<Claim> {
-        let now = Timestamp::now();
-        let claimed = on_pool!(self, pool => {
-            sqlx::query_as::<_, TranscodeClaim>(
-                "UPDATE videos SET status = 'processing', status_reason = '', \
-                 transcode_attempts = transcode_attempts + 1, claim_token = $1, claimed_at = $2, \
-                 updated_at = $2 \
-                 WHERE id = $3 AND video_file <> '' AND (status = 'pending' OR \
-                 (status = 'processing' AND (claimed_at IS NULL OR claimed_at < $4))) \
-                 RETURNING video_file, transcode_attempts",
-            )
-            .bind(token)
-            .bind(now)
-            .bind(id)
-            .bind(stale_before)
-            .fetch_optional(pool)
-            .await?
-        });
-        if let Some(claim) = claimed {
-            return Ok(Claim::Started(claim));
-        }
-        let status: Option<(String,)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT status FROM videos WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(match status {
-            Some((status,)) if status == "processing" => Claim::Busy,
-            _ => Claim::Done,
-        })
-    }
-
-    /// Whether the job `token` holds video `id` and showed it is alive since `fresh_after`.
-    pub async fn live_claim(
-        &self,
-        id: i64,
-        token: &str,
-        fresh_after: Timestamp,
-    ) -> AppResult<bool> {
-        let row: Option<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id FROM videos WHERE id = $1 AND claim_token = $2 \
-                 AND status = 'processing' AND claimed_at >= $3",
-            )
-            .bind(id)
-            .bind(token)
-            .bind(fresh_after)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.is_some())
-    }
-
-    /// Shows the job `token` is alive; false when it no longer holds the video (deleted, or
-    /// taken over after it went quiet).
-    pub async fn heartbeat_transcode(&self, id: i64, token: &str) -> AppResult<bool> {
-        let now = Timestamp::now();
-        let changed = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE videos SET claimed_at = $1 \
-                 WHERE id = $2 AND claim_token = $3 AND status = 'processing'",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(token)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(changed > 0)
-    }
-
-    /// Records a finished transcode of the job `token`; false if the video was deleted or
-    /// another job holds it now (then these outputs are not used).
-    pub async fn finish_transcode(
-        &self,
-        id: i64,
-        token: &str,
-        media: &MediaPaths,
-        duration: f64,
-    ) -> AppResult<bool> {
-        let now = Timestamp::now();
-        let result = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE videos SET status = 'ready', status_reason = '', poster = $1, \
-                 vtt_file = $2, hd360 = $3, hd480 = $4, hd720 = $5, hd1080 = $6, hls = $7, \
-                 duration = $8, updated_at = $9, claim_token = '', renditions = $12 \
-                 WHERE id = $10 AND claim_token = $11 AND status = 'processing'",
-            )
-            .bind(&media.poster)
-            .bind(&media.vtt_file)
-            .bind(&media.hd360)
-            .bind(&media.hd480)
-            .bind(&media.hd720)
-            .bind(&media.hd1080)
-            .bind(&media.hls)
-            .bind(duration)
-            .bind(now)
-            .bind(id)
-            .bind(token)
-            .bind(media.renditions.to_json())
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(result > 0)
-    }
-
-    /// Ends the job `token`'s hold with `status` (`pending` to retry, `failed` for good) and a
-    /// reason; false if it no longer held the video.
-    pub async fn set_transcode_status(
-        &self,
-        id: i64,
-        token: &str,
-        status: &str,
-        reason: &str,
-    ) -> AppResult<bool> {
-        let now = Timestamp::now();
-        let changed = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3, \
-                 claim_token = '' WHERE id = $4 AND claim_token = $5 AND status = 'processing'",
-            )
-            .bind(status)
-            .bind(reason)
-            .bind(now)
-            .bind(id)
-            .bind(token)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(changed > 0)
-    }
-
-    /// Videos whose transcode has not finished (for the start-up sweep).
-    pub async fn unfinished_videos(&self) -> AppResult<Vec<i64>> {
-        let rows: Vec<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id FROM videos WHERE status IN ('pending', 'processing') \
-                 AND video_file <> '' ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

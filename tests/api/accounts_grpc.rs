@@ -226,7 +226,7 @@ async fn guest_login_over_grpc_is_deleted_at_logout(#[case] backend: Backend) {
     let gone = app
         .services
         .store
-        .user_by_id(videoflix::domain::UserId(user.id))
+        .user_by_id(videoflix::domain::UserId::parse(user.id, "id").expect("id"))
         .await
         .expect("query");
     assert!(gone.is_none());

@@ -401,7 +401,7 @@ async fn guests_log_in_with_one_click_and_vanish_at_logout(#[case] backend: Back
     let gone = app
         .services
         .store
-        .user_by_id(videoflix::domain::UserId(user_id))
+        .user_by_id(videoflix::domain::UserId::parse(user_id, "id").expect("id"))
         .await
         .expect("query");
     assert!(gone.is_none());
@@ -569,7 +569,10 @@ async fn protected_paths_reject_missing_malformed_and_forged_tokens(#[case] back
     // A token signed with another secret.
     let other = videoflix::security::Tokens::new("another-secret-another-secret-xyz", 60);
     let forged = other
-        .issue_access(videoflix::domain::UserId(1), "nope")
+        .issue_access(
+            videoflix::domain::UserId::parse(1, "id").expect("id"),
+            "nope",
+        )
         .expect("sign");
     app.get_auth("/api/me/", &forged)
         .await

@@ -74,7 +74,7 @@ async fn only_superusers_reach_the_admin_api(#[case] backend: Backend) {
     assert!(
         app.services
             .store
-            .user_by_id(videoflix::domain::UserId(viewer_id))
+            .user_by_id(videoflix::domain::UserId::parse(viewer_id, "id").expect("id"))
             .await
             .expect("db")
             .is_some()

@@ -118,7 +118,7 @@ async fn seed(app: &TestApp) -> (i64, i64) {
             "{claim:?}"
         );
         let folder = format!("videos/{}/g1", video.id);
-        let rendition = |name: &str, w: u32, h: u32| videoflix::store::StoredRendition {
+        let rendition = |name: &str, w: u32, h: u32| videoflix::domain::StoredRendition {
             name: name.into(),
             width: w,
             height: h,
@@ -126,19 +126,13 @@ async fn seed(app: &TestApp) -> (i64, i64) {
             mp4: format!("{folder}/{name}.mp4"),
             playlist: format!("{folder}/hls/{name}/index.m3u8"),
         };
-        let media = videoflix::store::MediaPaths {
-            poster: format!("{folder}/poster.jpg"),
-            vtt_file: format!("{folder}/thumbnails.vtt"),
-            hd360: format!("{folder}/360p.mp4"),
-            hd480: format!("{folder}/480p.mp4"),
-            hd720: String::new(),
-            hd1080: String::new(),
-            hls: format!("{folder}/hls/master.m3u8"),
-            renditions: videoflix::store::Renditions(vec![
-                rendition("360p", 640, 360),
-                rendition("480p", 854, 480),
-            ]),
-        };
+        let media = videoflix::domain::Media::finished(
+            String::new(),
+            format!("{folder}/poster.jpg"),
+            format!("{folder}/thumbnails.vtt"),
+            format!("{folder}/hls/master.m3u8"),
+            vec![rendition("360p", 640, 360), rendition("480p", 854, 480)],
+        );
         assert!(
             store
                 .finish_transcode(video.id, "seed", &media, 61.48)
@@ -155,13 +149,13 @@ async fn seed(app: &TestApp) -> (i64, i64) {
         .save_progress(viewer.user_id(), ids[1], 12.625)
         .await
         .expect("progress");
-    (admin.id, viewer.id)
+    (admin.id.get(), viewer.id.get())
 }
 
 async fn video_count(app: &TestApp) -> usize {
     app.services
         .store
-        .videos_after(0, 10_000)
+        .videos_after(None, 10_000)
         .await
         .expect("videos")
         .len()
@@ -306,7 +300,7 @@ async fn a_full_export_restores_into_an_empty_database_with_every_login(#[case] 
                 ..Default::default()
             })
             .expect("meta"),
-            UserId(1),
+            UserId::parse(1, "id").expect("id"),
         )
         .await
         .expect("a new video");
@@ -314,7 +308,11 @@ async fn a_full_export_restores_into_an_empty_database_with_every_login(#[case] 
         .as_array()
         .and_then(|v| v.iter().filter_map(|v| v["id"].as_i64()).max())
         .expect("ids");
-    assert!(next.id > imported_max, "{} <= {imported_max}", next.id);
+    assert!(
+        next.id.get() > imported_max,
+        "{} <= {imported_max}",
+        next.id
+    );
 }
 
 #[rstest]

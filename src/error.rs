@@ -44,6 +44,10 @@ pub enum AppError {
     /// (FAILED_PRECONDITION / 400).
     #[error("refused: {0}")]
     Refused(&'static str),
+    /// A position past the end of what exists, e.g. a stream offset past a file's end
+    /// (OUT_OF_RANGE / 400).
+    #[error("out of range: {0}")]
+    OutOfRange(String),
     /// The named resource does not exist (NOT_FOUND / 404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -231,6 +235,12 @@ impl From<AppError> for tonic::Status {
                 (*why).to_owned(),
                 "REFUSED",
                 "state",
+            ),
+            AppError::OutOfRange(why) => (
+                Code::OutOfRange,
+                why.clone(),
+                "OUT_OF_RANGE",
+                "range",
             ),
             AppError::NotFound(what) => (
                 Code::NotFound,

@@ -11,8 +11,9 @@ use tonic_health::server::HealthReporter;
 pub use crate::services::Services;
 use crate::{
     config::Settings,
-    grpc::{self, AdminGrpc, AuthGrpc, VideoGrpc, pb},
+    grpc::{self, AdminGrpc, AuthGrpc, Authn, Gate, VideoGrpc, pb},
     security::MediaSigner,
+    service::Playback,
     web,
 };
 
@@ -52,29 +53,41 @@ impl Application {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         let auth = AuthGrpc::new(services.accounts.clone(), settings.trust_proxy_headers);
-        let video = VideoGrpc::new(
-            services.accounts.clone(),
+        let playback = Playback::new(
             services.catalog.clone(),
-            services.pipeline.clone(),
+            services.pipeline.hub().clone(),
             settings.media_dir.clone(),
             MediaSigner::new(settings.signing_secret()),
             settings.public_url.clone(),
+        );
+        let video = VideoGrpc::new(
+            services.catalog.clone(),
+            services.pipeline.clone(),
+            playback,
+        );
+        let admin = AdminGrpc::new(services.admin.clone());
+        // Every call is authenticated once, here, before its handler runs.
+        let authn = Authn::new(
+            services.accounts.clone(),
+            services.catalog.clone(),
             settings.trust_proxy_headers,
         );
-        let routes = Routes::new(pb::auth_service_server::AuthServiceServer::new(auth))
-            .add_service(pb::video_service_server::VideoServiceServer::new(video))
-            .add_service(pb::admin_service_server::AdminServiceServer::new(
-                AdminGrpc::new(
-                    services.accounts.clone(),
-                    services.catalog.clone(),
-                    services.admin.clone(),
-                    settings.trust_proxy_headers,
-                ),
-            ))
-            .add_service(health_service)
-            .add_service(reflection().build_v1().context("reflection v1")?)
-            .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
-            .prepare();
+        let routes = Routes::new(authn.wrap(
+            Gate::Optional,
+            pb::auth_service_server::AuthServiceServer::new(auth),
+        ))
+        .add_service(authn.wrap(
+            Gate::Throttled,
+            pb::video_service_server::VideoServiceServer::new(video),
+        ))
+        .add_service(authn.wrap(
+            Gate::Throttled,
+            pb::admin_service_server::AdminServiceServer::new(admin),
+        ))
+        .add_service(health_service)
+        .add_service(reflection().build_v1().context("reflection v1")?)
+        .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
+        .prepare();
         let router = web::app(&settings, routes, services.clone())?;
         let listener = TcpListener::bind(addr)
             .await

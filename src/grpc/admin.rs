@@ -7,15 +7,15 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    context::throttled_caller,
+    authn::caller,
     pb::{self, admin_service_server::AdminService},
 };
 use crate::{
     backup::{Counts, Imported, rfc3339},
-    domain::{FieldError, UserId},
+    domain::UserId,
     error::AppError,
     jobs::{JobName, JobStatus, RunOutcome, Schedule},
-    service::{Accounts, Admin, Caller, Catalog, UserPatch},
+    service::{Admin, Caller, UserPatch},
     store::{JobRunRow, UserFilter, UserRecord},
 };
 
@@ -25,44 +25,25 @@ const CHUNK: usize = 64 * 1024;
 /// gRPC face of [`Admin`].
 #[derive(Clone)]
 pub struct AdminGrpc {
-    accounts: Accounts,
-    catalog: Catalog,
     admin: Admin,
-    trust_proxy: bool,
 }
 
 impl AdminGrpc {
-    /// Serves `admin`, authenticating through `accounts` and throttling through `catalog`.
-    pub fn new(accounts: Accounts, catalog: Catalog, admin: Admin, trust_proxy: bool) -> Self {
-        Self {
-            accounts,
-            catalog,
-            admin,
-            trust_proxy,
-        }
+    /// Serves `admin`.
+    pub fn new(admin: Admin) -> Self {
+        Self { admin }
     }
 
-    /// Authenticates, throttles and checks the caller is a superuser before anything else.
-    async fn superuser<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = throttled_caller(
-            &self.accounts,
-            &self.catalog,
-            request,
-            self.trust_proxy,
-            false,
-        )
-        .await?;
+    /// The authenticated caller, refused unless a superuser, before anything else.
+    fn superuser<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = caller(request)?;
         caller.require_superuser()?;
         Ok(caller)
     }
 }
 
 fn user_id(id: i64) -> Result<UserId, AppError> {
-    if id > 0 {
-        Ok(UserId(id))
-    } else {
-        Err(FieldError::new("id", "A positive user id is required.").into())
-    }
+    Ok(UserId::parse(id, "id")?)
 }
 
 fn job_name(raw: &str) -> Result<JobName, AppError> {
@@ -71,7 +52,7 @@ fn job_name(raw: &str) -> Result<JobName, AppError> {
 
 fn user_pb(u: UserRecord) -> pb::AdminUser {
     pb::AdminUser {
-        id: u.id,
+        id: u.id.get(),
         email: u.email,
         is_active: u.is_active,
         is_superuser: u.is_superuser,
@@ -126,7 +107,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let r = request.into_inner();
         if r.search.chars().count() > 254 {
             return Err(AppError::field(
@@ -163,7 +144,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let id = user_id(request.get_ref().id)?;
         let user = self.admin.user(&caller, id).await?;
         Ok(Response::new(pb::GetUserResponse {
@@ -175,7 +156,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let r = request.into_inner();
         let id = user_id(r.id)?;
         let patch = UserPatch {
@@ -192,7 +173,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let id = user_id(request.get_ref().id)?;
         self.admin.delete_user(&caller, id).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
@@ -202,7 +183,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let jobs = self.admin.jobs(&caller).await?;
         Ok(Response::new(pb::ListJobsResponse {
             jobs: jobs.into_iter().map(job_pb).collect(),
@@ -213,7 +194,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::UpdateJobRequest>,
     ) -> Result<Response<pb::UpdateJobResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let r = request.into_inner();
         let job = job_name(&r.name)?;
         let schedule = r
@@ -235,7 +216,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::RunJobRequest>,
     ) -> Result<Response<pb::RunJobResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let job = job_name(&request.get_ref().name)?;
         let run = match self.admin.run_job(&caller, job).await? {
             RunOutcome::Ran(run) => Some(run_pb(run)),
@@ -248,7 +229,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::ListJobRunsRequest>,
     ) -> Result<Response<pb::ListJobRunsResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let r = request.into_inner();
         let job = if r.job.is_empty() {
             None
@@ -269,7 +250,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::ListExportsRequest>,
     ) -> Result<Response<pb::ListExportsResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let files = self.admin.exports(&caller).await?;
         Ok(Response::new(pb::ListExportsResponse {
             exports: files
@@ -289,7 +270,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::CreateExportRequest>,
     ) -> Result<Response<pb::CreateExportResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let full = request.get_ref().full;
         let written = self.admin.create_export(&caller, full).await?;
         let name = written
@@ -313,7 +294,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::DownloadExportRequest>,
     ) -> Result<Response<Self::DownloadExportStream>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let mut file = self
             .admin
             .open_export(&caller, &request.get_ref().name)
@@ -345,7 +326,7 @@ impl AdminService for AdminGrpc {
         &self,
         request: Request<pb::ImportVideoDataRequest>,
     ) -> Result<Response<pb::ImportVideoDataResponse>, Status> {
-        let caller = self.superuser(&request).await?;
+        let caller = self.superuser(&request)?;
         let r = request.into_inner();
         if let Some((old, new)) = r.user_map.iter().find(|(o, n)| **o < 1 || **n < 1) {
             return Err(AppError::field(

@@ -3,7 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    context::{caller, client},
+    authn::caller,
+    context::client,
     pb::{self, auth_service_server::AuthService},
 };
 use crate::{
@@ -29,9 +30,9 @@ impl AuthGrpc {
 }
 
 /// The wire form of a user.
-pub fn user_pb(user: &UserRecord) -> pb::User {
+pub(crate) fn user_pb(user: &UserRecord) -> pb::User {
     pb::User {
-        id: user.id,
+        id: user.id.get(),
         email: user.email.clone(),
         phone: user.phone.clone(),
         address: user.address.clone(),
@@ -142,7 +143,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let caller = caller(&self.accounts, &request).await?;
+        let caller = caller(&request)?;
         let guest_deleted = self.accounts.logout(&caller).await?;
         Ok(Response::new(pb::LogoutResponse {
             message: if guest_deleted {
@@ -187,7 +188,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::GetMeResponse>, Status> {
-        let caller = caller(&self.accounts, &request).await?;
+        let caller = caller(&request)?;
         Ok(Response::new(pb::GetMeResponse {
             user: Some(user_pb(&caller.user)),
         }))
@@ -197,7 +198,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::UpdateMeRequest>,
     ) -> Result<Response<pb::UpdateMeResponse>, Status> {
-        let caller = caller(&self.accounts, &request).await?;
+        let caller = caller(&request)?;
         let r = request.into_inner();
         let (phone, address) = match r.update_mask.as_ref().filter(|m| !m.paths.is_empty()) {
             Some(mask) => {

@@ -4,13 +4,10 @@ use std::net::IpAddr;
 
 use tonic::metadata::MetadataMap;
 
-use crate::{
-    error::AppError,
-    service::{Accounts, Caller, Catalog, ClientInfo},
-};
+use crate::{error::AppError, service::ClientInfo};
 
 /// The access token from `authorization: Bearer <t>` (or the legacy `Token <t>`).
-pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
+pub(crate) fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
     let value = metadata
         .get("authorization")
         .ok_or(AppError::Unauthenticated(
@@ -35,48 +32,23 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
     Ok(token)
 }
 
-/// Authenticates the request's caller.
-pub async fn caller<T>(
-    accounts: &Accounts,
-    request: &tonic::Request<T>,
-) -> Result<Caller, AppError> {
-    accounts.authenticate(bearer(request.metadata())?).await
-}
-
-/// Authenticates and throttles a catalog or admin call: a user is charged per user (unless
-/// `charged`: a later page of one REST request), an anonymous or bad-token call per address.
-pub async fn throttled_caller<T>(
-    accounts: &Accounts,
-    catalog: &Catalog,
-    request: &tonic::Request<T>,
-    trust_proxy: bool,
-    charged: bool,
-) -> Result<Caller, AppError> {
-    match caller(accounts, request).await {
-        Ok(caller) => {
-            if !charged {
-                catalog.throttle_user(&caller).await?;
-            }
-            Ok(caller)
-        }
-        Err(e) => {
-            catalog
-                .throttle_anonymous(client(request, trust_proxy))
-                .await?;
-            Err(e)
-        }
-    }
-}
-
 /// The client's address: the peer, or, when a proxy is trusted, the right-most
 /// `X-Forwarded-For` entry across all its header lines — the one our proxy appended (HAProxy's
 /// `option forwardfor` adds a line of its own). Entries to its left come from the client and
 /// can be forged.
-pub fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
+pub(crate) fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
+    client_of(request.metadata(), request.remote_addr(), trust_proxy)
+}
+
+/// [`client`] from a request's metadata and peer.
+pub(crate) fn client_of(
+    metadata: &MetadataMap,
+    peer: Option<std::net::SocketAddr>,
+    trust_proxy: bool,
+) -> ClientInfo {
     let forwarded = trust_proxy
         .then(|| {
-            request
-                .metadata()
+            metadata
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -87,7 +59,7 @@ pub fn client<T>(request: &tonic::Request<T>, trust_proxy: bool) -> ClientInfo {
         .flatten()
         .and_then(|ip| ip.parse::<IpAddr>().ok());
     ClientInfo {
-        ip: forwarded.or_else(|| request.remote_addr().map(|a| a.ip())),
+        ip: forwarded.or_else(|| peer.map(|a| a.ip())),
     }
 }
 

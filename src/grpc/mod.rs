@@ -1,13 +1,16 @@
-//! The gRPC edge: generated code, one thin file per service (parse request → use case → reply),
-//! and request-context helpers (bearer token, client address).
+//! The gRPC edge: generated code, one thin module per service (parse request → use case →
+//! reply), the authentication layer in front of them, and request-context helpers (bearer
+//! token, client address).
 
 mod admin;
 mod auth;
+mod authn;
 mod context;
 mod video;
 
 pub use admin::AdminGrpc;
 pub use auth::AuthGrpc;
+pub use authn::{Authenticated, Authn, Gate};
 pub use video::VideoGrpc;
 
 /// Code generated from `proto/videoflix/v1`.

@@ -4,15 +4,17 @@ mod accounts;
 mod admin;
 mod catalog;
 mod pipeline;
+mod playback;
 mod session_cache;
 mod status;
 
 pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
 pub use admin::{Admin, ExportFile, MAX_USERS_PAGE, UserPatch};
 pub use catalog::{
-    CATALOG, Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
+    Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
     VideoPatch, VideoView,
 };
 pub use pipeline::{Incoming, Pipeline, PipelineConfig};
+pub use playback::{Download, Playback, Wanted};
 pub use session_cache::SessionCache;
 pub use status::{StatusEvent, StatusHub};

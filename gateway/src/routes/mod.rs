@@ -222,20 +222,26 @@ pub(crate) fn router() -> OpenApiRouter<Gateway> {
         .routes(routes!(auth::reset_password))
         .routes(routes!(auth::new_password))
         .routes(routes!(auth::get_me, auth::update_me))
-        .routes(routes!(videos::list_videos, videos::create_video))
         .routes(routes!(
-            videos::get_video,
-            videos::put_video,
-            videos::patch_video,
-            videos::delete_video
+            videos::read::list_videos,
+            videos::write::create_video
         ))
-        .routes(routes!(videos::recent_videos))
-        .routes(routes!(videos::categorized_videos))
-        .routes(routes!(videos::add_favorite, videos::remove_favorite))
-        .routes(routes!(videos::list_favorites))
-        .routes(routes!(videos::put_progress))
-        .routes(routes!(videos::continue_watching))
-        .routes(routes!(videos::video_status))
+        .routes(routes!(
+            videos::read::get_video,
+            videos::write::put_video,
+            videos::write::patch_video,
+            videos::write::delete_video
+        ))
+        .routes(routes!(videos::read::recent_videos))
+        .routes(routes!(videos::read::categorized_videos))
+        .routes(routes!(
+            videos::mine::add_favorite,
+            videos::mine::remove_favorite
+        ))
+        .routes(routes!(videos::mine::list_favorites))
+        .routes(routes!(videos::mine::put_progress))
+        .routes(routes!(videos::mine::continue_watching))
+        .routes(routes!(videos::mine::video_status))
         .routes(routes!(admin::list_users))
         .routes(routes!(
             admin::get_user,

@@ -161,7 +161,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
         .into_inner();
     while let Some(event) = events.next().await {
         let event = event.map_err(describe)?;
-        bar.set_position(event.percent.clamp(0.0, 100.0) as u64);
+        bar.set_position(crate::numeric::to_u64(event.percent.clamp(0.0, 100.0)));
         bar.set_message(event.step.clone());
         match pb::VideoStatus::try_from(event.status) {
             Ok(pb::VideoStatus::Ready) => {

@@ -3,6 +3,7 @@
 //! encoder's own `avcC` record, its resolution and frame rate (Apple's HLS authoring rules; hls.js
 //! and Safari choose variants from these).
 
+use crate::numeric::to_u64;
 use std::{fmt::Write as _, fs, path::Path};
 
 use super::{MediaError, transcode::RenditionFiles};
@@ -36,8 +37,8 @@ pub(crate) fn measure(
     } else {
         0.0
     };
-    files.average_bandwidth = average.round() as u64;
-    files.peak_bandwidth = peak.max(average).round() as u64;
+    files.average_bandwidth = to_u64(average.round());
+    files.peak_bandwidth = to_u64(peak.max(average).round());
     let init = fs::read(folder.join("init.mp4"))?;
     let video = avc_codec(&init).ok_or_else(|| {
         MediaError::Io(std::io::Error::new(

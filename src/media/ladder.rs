@@ -1,5 +1,7 @@
 //! The rendition ladder: which sizes and bitrates a source gets.
 
+use crate::domain::Rung;
+
 /// One rung of the configured ladder: a short-side size and its video bitrate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LadderStep {
@@ -9,11 +11,15 @@ pub struct LadderStep {
     pub video_kbps: u32,
 }
 
-/// The original's ladder: 360p 800k, 480p 1200k, 720p 2500k, 1080p 5000k.
+/// The original's ladder, one step per [`Rung`]: 360p 800k, 480p 1200k, 720p 2500k, 1080p
+/// 5000k.
 pub fn default_ladder() -> Vec<LadderStep> {
-    [(360, 800), (480, 1200), (720, 2500), (1080, 5000)]
-        .into_iter()
-        .map(|(size, video_kbps)| LadderStep { size, video_kbps })
+    Rung::ALL
+        .iter()
+        .map(|rung| LadderStep {
+            size: rung.short_side(),
+            video_kbps: rung.video_kbps(),
+        })
         .collect()
 }
 
@@ -75,8 +81,7 @@ pub fn plan(ladder: &[LadderStep], width: u32, height: u32) -> Vec<Rendition> {
 fn scaled(long: u32, short_to: u32, short_from: u32) -> u32 {
     let exact = f64::from(long) * f64::from(short_to) / f64::from(short_from.max(1));
     let rounded = (exact / 2.0).round() * 2.0;
-    // A size is at most a few thousand pixels: the cast cannot truncate.
-    even(rounded.clamp(2.0, f64::from(u32::MAX)) as u32)
+    even(crate::numeric::to_u32(rounded))
 }
 
 fn even(n: u32) -> u32 {

@@ -34,8 +34,7 @@ impl Probe {
         let (num, den) = self.pixel_aspect;
         let width = if num > 0 && den > 0 && num != den {
             let exact = f64::from(self.width) * f64::from(num) / f64::from(den);
-            // At most a few thousand pixels: the cast cannot truncate.
-            (exact.round() as u32).max(1)
+            crate::numeric::to_u32(exact.round()).max(1)
         } else {
             self.width
         };
@@ -189,7 +188,7 @@ fn rotation(stream: &format::stream::Stream) -> u32 {
             .atan2(m(0) / scale0)
             .to_degrees()
             .rem_euclid(360.0);
-        let quarter = (clockwise / 90.0).round() as u32 % 4;
+        let quarter = crate::numeric::to_u32((clockwise / 90.0).round()) % 4;
         return quarter * 90;
     }
     0

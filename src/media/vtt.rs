@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 /// Thumbnails stay under about this many per video.
-pub const MAX_TILES: f64 = 200.0;
+pub(crate) const MAX_TILES: f64 = 200.0;
 
 /// How thumbnails are laid out on sheets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,7 +29,7 @@ impl SpriteLayout {
 }
 
 /// Seconds between thumbnails for a video of `duration` seconds: a whole number of seconds (at
-/// least 1) from a fixed set, the smallest that keeps the count under [`MAX_TILES`].
+/// least 1) from a fixed set, the smallest that keeps the count under `MAX_TILES` (200).
 pub fn thumbnail_interval(duration: f64) -> f64 {
     const CHOICES: [f64; 12] = [
         1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
@@ -75,7 +75,7 @@ pub fn vtt(
 /// `HH:MM:SS.mmm` (hours grow past two digits if they must).
 fn timestamp(seconds: f64) -> String {
     // Rounded to whole milliseconds; negative or NaN input is clamped to zero.
-    let millis = (seconds.max(0.0) * 1000.0).round() as u64;
+    let millis = crate::numeric::to_u64((seconds.max(0.0) * 1000.0).round());
     let (h, rest) = (millis / 3_600_000, millis % 3_600_000);
     let (m, rest) = (rest / 60_000, rest % 60_000);
     let (s, ms) = (rest / 1000, rest % 1000);

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// How long a window lasts (URLs live between one and two of these).
-pub const WINDOW_SECONDS: u64 = 6 * 3600;
+pub(crate) const WINDOW_SECONDS: u64 = 6 * 3600;
 
 /// Signs and checks media URLs; cheap to clone.
 #[derive(Clone)]

@@ -1,5 +1,17 @@
 //! API stories: the real server, driven over REST and gRPC, on both backends.
 
+// A test crate: its helpers panic with a message when an expectation fails, and cast freely
+// between the sizes they compare.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    unreachable_pub
+)]
+
 mod accounts_grpc;
 mod accounts_rest;
 mod admin;

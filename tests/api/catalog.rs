@@ -203,7 +203,12 @@ async fn the_catalog_lists_filters_searches_orders_and_pages(#[case] backend: Ba
     get("uploaded_at=yesterday")
         .await
         .expect_error(400, "uploaded_at");
-    get("page_size=0").await.expect_error(400, "page_size");
+    // Page sizes follow the service's one rule on both transports: negative is an error, 0
+    // the default, above 100 the maximum.
+    get("page_size=-1").await.expect_error(400, "page_size");
+    let capped = get("page_size=1000").await.expect(200);
+    assert_eq!(capped.body["results"].as_array().map(Vec::len), Some(6));
+    assert_eq!(capped.body["next"], Value::Null);
     get("page_size=2&page=0")
         .await
         .expect_error(404, "not_found");
@@ -925,7 +930,8 @@ async fn a_whole_list_answer_is_charged_to_the_throttle_once(#[case] backend: Ba
     .await;
     let admin = admin_token(&app).await;
     let me = app.get_auth("/api/me/", &admin).await.expect(200).body;
-    let uploader = videoflix::domain::UserId(me["id"].as_i64().expect("id"));
+    let uploader =
+        videoflix::domain::UserId::parse(me["id"].as_i64().expect("id"), "id").expect("id");
     // 250 videos: the REST whole list walks three gRPC pages of 100 internally.
     for n in 0..250 {
         let meta = videoflix::domain::VideoMeta::parse(&videoflix::domain::RawVideoMeta {

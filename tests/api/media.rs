@@ -66,10 +66,15 @@ impl Clips {
 }
 
 fn transcoded(source: &Path) -> (TempDir, Outputs, media::Probe) {
+    transcoded_with(source, "veryfast")
+}
+
+/// [`transcoded`] with another x264 preset (`ultrafast` keeps a 1080p ladder quick).
+fn transcoded_with(source: &Path, preset: &str) -> (TempDir, Outputs, media::Probe) {
     let probe = media::probe(source, media::DEFAULT_MAX_PIXELS).expect("probe");
     let out = TempDir::new().expect("out");
     let options = TranscodeOptions {
-        preset: "veryfast".to_owned(),
+        preset: preset.to_owned(),
         ..TranscodeOptions::default()
     };
     let mut steps = Vec::new();
@@ -211,6 +216,35 @@ fn a_clip_with_audio_gets_its_ladder_hls_poster_and_thumbnails() {
     assert!(probe.has_audio);
     assert!((probe.duration - 3.0).abs() < 0.1, "{}", probe.duration);
     check_outputs(out.path(), &outputs, &[(640, 360), (854, 480)], true, 3.0);
+}
+
+#[test]
+fn a_1080p_source_gets_all_four_rungs_cut_at_the_same_segment_boundary() {
+    let clips = Clips::new();
+    // 5 s: one whole 4 s segment, then the rest, in every rung.
+    let source = clips.clip("full.mp4", "1920x1080", 5, false, &[]);
+    let (out, outputs, _) = transcoded_with(&source, "ultrafast");
+    check_outputs(
+        out.path(),
+        &outputs,
+        &[(640, 360), (854, 480), (1280, 720), (1920, 1080)],
+        true,
+        5.0,
+    );
+    for r in &outputs.renditions {
+        let playlist = std::fs::read_to_string(out.path().join(&r.playlist)).expect("playlist");
+        let lengths: Vec<f64> = playlist
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(|l| l.trim_end_matches(',').parse().expect("length"))
+            .collect();
+        assert_eq!(lengths.len(), 2, "{}: {playlist}", r.rendition.name);
+        assert!(
+            (lengths[0] - 4.0).abs() < 0.04,
+            "{}: {lengths:?}",
+            r.rendition.name
+        );
+    }
 }
 
 #[test]

@@ -202,6 +202,17 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
         .filter_map(|e| e["percent"].as_f64())
         .collect();
     assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+    // The live stream carries the job's progress, not only its end (which the watcher's
+    // database check would deliver anyway).
+    let intermediate: Vec<f64> = percents
+        .iter()
+        .copied()
+        .filter(|p| *p > 0.0 && *p < 100.0)
+        .collect();
+    assert!(
+        intermediate.windows(2).any(|w| w[0] < w[1]),
+        "no rising progress over the stream: {events:?}"
+    );
 
     let video = app
         .get_auth(&format!("/api/videos/{id}/"), &token)
@@ -603,7 +614,11 @@ async fn a_restart_after_a_crash_takes_the_dead_job_over_at_once_and_clears_its_
     let claimed = app
         .services
         .store
-        .claim_transcode(id, "deadjob", videoflix::store::Timestamp::now())
+        .claim_transcode(
+            videoflix::domain::VideoId::parse(id, "id").expect("id"),
+            "deadjob",
+            videoflix::store::Timestamp::now(),
+        )
         .await
         .expect("claim");
     assert!(matches!(claimed, videoflix::store::Claim::Started(_)));
@@ -660,7 +675,11 @@ async fn a_job_whose_worker_died_is_taken_over_and_finished() {
     let claimed = app
         .services
         .store
-        .claim_transcode(id, "dead-job", videoflix::store::Timestamp::now())
+        .claim_transcode(
+            videoflix::domain::VideoId::parse(id, "id").expect("id"),
+            "dead-job",
+            videoflix::store::Timestamp::now(),
+        )
         .await
         .expect("claim");
     assert!(matches!(claimed, videoflix::store::Claim::Started(_)));

@@ -102,22 +102,37 @@ async fn joins_mid_transcode_then_ready(app: &TestApp, token: &str, id: i64) {
         "{first:?} after {seen}"
     );
     assert_eq!(first.step, "transcoding", "{first:?}");
-    until_ready(&mut events).await;
+    // Progress keeps arriving as it happens: the watcher's periodic database check delivers
+    // only the end, so a dead status hub (or dead Redis pub/sub) fails here.
+    let later = until_ready(&mut events).await;
+    let rising: Vec<f64> = later
+        .into_iter()
+        .filter(|p| *p > seen["percent"].as_f64().unwrap_or(100.0) && *p < 100.0)
+        .collect();
+    assert!(
+        rising.len() >= 2 && rising.windows(2).all(|w| w[0] <= w[1]),
+        "progress after {seen}: {rising:?}"
+    );
 }
 
-async fn until_ready(events: &mut mpsc::Receiver<Value>) {
+/// Follows `events` to `ready`; returns the percents of the `processing` events on the way.
+async fn until_ready(events: &mut mpsc::Receiver<Value>) -> Vec<f64> {
     let wait = async {
+        let mut percents = Vec::new();
         while let Some(event) = events.recv().await {
             assert_ne!(event["status"], "failed", "{event}");
             if event["status"] == "ready" {
-                return;
+                return percents;
+            }
+            if event["status"] == "processing" {
+                percents.extend(event["percent"].as_f64());
             }
         }
         panic!("the stream ended before ready");
     };
     tokio::time::timeout(Duration::from_secs(180), wait)
         .await
-        .expect("ready in time");
+        .expect("ready in time")
 }
 
 // FFmpeg's tools run synchronously and fetch from the server in this runtime: two threads.

@@ -1,140 +1,426 @@
 #!/usr/bin/env bash
-# Catalog benchmark (issue #3): seeds 50 videos into a throwaway SQLite deployment, then measures
-# with wrk (REST, HTTP/1.1, 32 connections) and h2load (gRPC ListVideos, 32 connections):
-#   - the ceiling: nginx serving the exact bytes of GET /api/videos/ from a static file
-#   - GET /api/videos/, /api/videos/categorized_videos/, /api/videos/1/ (cache on)
-#   - gRPC ListVideos (page_size 50, cache on)
-#   - GET /api/videos/ with the cache off
-# and prints requests/s and p99 latency next to the ceiling. Throttling is off (THROTTLE_ENABLED
-# =false) so the limiter does not answer 429s; authentication and the session check stay on.
+# Catalog benchmark (issue #3). Seeds a throwaway SQLite deployment with 50 *ready* videos that
+# have media (one FFmpeg test clip uploaded over REST and transcoded by the server, then imported
+# 50 times with `videoflix import-video-data`, each under its own id and media folder), so every
+# answer carries signed media URLs. Then it measures, each route right after nginx serving that
+# route's own bytes:
+#   - GET /api/videos/ (cache on), /api/videos/categorized_videos/, /api/videos/1/ with wrk
+#     (HTTP/1.1 keep-alive, 32 connections, one thread); nginx serves the exact body our server
+#     gave for the route (saved with the same Authorization header) from a static file
+#   - gRPC ListVideos (page_size 50, cache on) with h2load (32 connections, one stream each);
+#     nginx serves the exact gRPC response body (the length-prefixed message) over h2c with a
+#     `grpc-status: 0` trailer, to the same POST, so both sides do HTTP/2 framing and trailers
+#   - GET /api/videos/ with the cache off, against the list's ceiling (same bytes)
+# nginx runs with `worker_processes auto` (one worker per core, as our server has one runtime
+# thread per core), sendfile and an open-file cache. Throttling is off (THROTTLE_ENABLED=false)
+# so the limiter does not answer 429s; authentication and the session check stay on.
+#
+# It measures only what it started: every port is picked free (and checked to have no listener),
+# and after each start and after each run the script checks that the process it started still
+# runs and holds the listening socket (`ss -ltnp`); otherwise it stops with an error. Answers are
+# checked too: wrk must see only 2xx and no socket errors; h2load only 2xx, succeeded == done and
+# the full response bytes for every finished answer (a gRPC error is an HTTP 200 with an empty
+# body and grpc-status in the trailers, which h2load does not read), allowing only for the one
+# request per connection still in flight at the deadline; and before and after every run one
+# request must get a body of the same size (gRPC: by nghttp, with `grpc-status: 0` in the
+# trailers). Latency: wrk's p99; for h2load the p99 of its per-request log. The figures of a run
+# are printed at the end with the command that reproduces it.
 #
 # Usage: bench/catalog.sh [seconds per run, default 10]
-set -euo pipefail
+set -eEuo pipefail
+trap 'echo "error: bench/catalog.sh: line $LINENO failed (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 ensure_build_deps
-need_packages wrk nginx-light nghttp2-client curl jq
+need_packages wrk nginx-light nghttp2-client curl jq python3 iproute2 procps ffmpeg
 
 DURATION="${1:-10}"
+case "$DURATION" in '' | *[!0-9]* | 0) echo "usage: bench/catalog.sh [seconds per run]" >&2; exit 2 ;; esac
 CONNECTIONS=32
-PORT=18080
-NGINX_PORT=18081
+VIDEOS=50
 WORK="$(mktemp -d)"
 SERVER_PID=""
 NGINX_PID=""
+PORT=""
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+fail() {
+    printf '\033[1;31merror:\033[0m %s\n' "$*" >&2
+    exit 1
+}
 
 log "building the release binary"
 cargo build --release --locked --bin videoflix >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/videoflix"
 
 export DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
-export MAIL_OUTBOX_DIR="$WORK/outbox" MEDIA_DIR="$WORK/media"
+export MAIL_OUTBOX_DIR="$WORK/outbox" MEDIA_DIR="$WORK/media" EXPORT_DIR="$WORK/exports"
 export JWT_SECRET="bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-export THROTTLE_ENABLED=false RUST_LOG=warn
+export PUBLIC_URL="https://videoflix.example/"
+export THROTTLE_ENABLED=false RUST_LOG=warn TRANSCODE_PRESET=veryfast
 unset REDIS_URL SMTP_URL
 
-start_server() {
-    "$BIN" serve --addr "127.0.0.1:$PORT" "$@" >"$WORK/server.log" 2>&1 &
+# --- ports: free ones, and only ever measured while our own process holds them ---------------
+
+has_listener() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+
+# A port nothing listens on (on any address): the kernel picks one, then ss confirms.
+pick_port() {
+    local port
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+        if ! has_listener "$port"; then
+            echo "$port"
+            return 0
+        fi
+    done
+    fail "found no free port"
+}
+
+# Fails unless process $2 (or one of its children: nginx workers) is running and holds every
+# listening socket on port $3.
+assert_ours() { # what pid port
+    local what="$1" pid="$2" port="$3" owners allowed
+    kill -0 "$pid" 2>/dev/null || fail "$what (pid $pid) is not running"
+    has_listener "$port" || fail "nothing listens on port $port, where $what (pid $pid) should"
+    owners="$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)"
+    [ -n "$owners" ] || fail "cannot tell who listens on port $port (ss -p shows no process)"
+    allowed=" $pid $({ pgrep -P "$pid" || true; } | tr '\n' ' ') "
+    for owner in $owners; do
+        case "$allowed" in
+            *" $owner "*) ;;
+            *) fail "port $port is held by pid $owner ($(ps -o comm= -p "$owner" || true)), not by $what (pid $pid)" ;;
+        esac
+    done
+}
+
+start_server() { # extra flags of `videoflix serve`
+    PORT="$(pick_port)"
+    echo "--- serve --addr 127.0.0.1:$PORT $*" >>"$WORK/server.log"
+    "$BIN" serve --addr "127.0.0.1:$PORT" "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+    for _ in $(seq 1 300); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            cat "$WORK/server.log" >&2
+            fail "the server exited at start"
+        fi
+        if [ "$(curl -fs "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = '{"status":"ok"}' ]; then
+            assert_ours "the server" "$SERVER_PID" "$PORT"
+            BASE="http://127.0.0.1:$PORT"
+            return 0
+        fi
         sleep 0.1
     done
     cat "$WORK/server.log" >&2
-    return 1
+    fail "the server did not answer /healthz within 30 s"
 }
-stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
 
-log "seeding 50 videos"
+# --- seeding: 50 ready videos with media -------------------------------------------------------
+
+log "seeding $VIDEOS ready videos with media"
 echo "Bench-Admin-Pass-1" | "$BIN" createsuperuser --email bench@example.com --password-stdin >/dev/null
 start_server
-TOKEN="$(curl -fs "http://127.0.0.1:$PORT/login/" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","password":"Bench-Admin-Pass-1"}' | jq -r .token)"
-genres=(documentary action horror drama technic)
-languages=(english german french)
-for i in $(seq 1 50); do
-    curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/videos/" -H "Authorization: Token $TOKEN" \
-        -H 'content-type: application/json' \
-        -d "{\"title\":\"Benchmark video $i\",\"description\":\"Seeded video number $i for the catalog benchmark.\",\"author\":\"Videoflix\",\"genre\":\"${genres[$((i % 5))]}\",\"language\":\"${languages[$((i % 3))]}\"}"
-done
-curl -fs "http://127.0.0.1:$PORT/api/videos/" -H "Authorization: Token $TOKEN" -o "$WORK/videos.json"
-log "list response: $(wc -c <"$WORK/videos.json") bytes, $(jq length "$WORK/videos.json") videos"
+login() {
+    TOKEN="$(curl -fsS "$BASE/login/" -H 'content-type: application/json' \
+        -d '{"email":"bench@example.com","password":"Bench-Admin-Pass-1"}' | jq -er .token)"
+}
+login
+AUTH="Authorization: Token $TOKEN"
 
-# The ceiling: nginx serving the same bytes.
-mkdir -p "$WORK/www/api/videos" "$WORK/nginx"
-cp "$WORK/videos.json" "$WORK/www/api/videos/index.json"
+# A 2 s 1080p test pattern with a tone (generated, nothing downloaded): four renditions.
+ffmpeg -hide_banner -loglevel error -y \
+    -f lavfi -i "testsrc2=size=1920x1080:rate=30:duration=2" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2" \
+    -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest "$WORK/clip.mp4"
+created="$(curl -fsS "$BASE/api/videos/" -H "$AUTH" \
+    -F "title=Benchmark video 1" -F "description=Seeded video number 1 for the catalog benchmark." \
+    -F "author=Videoflix" -F "genre=action" -F "language=german" \
+    -F "video_file=@$WORK/clip.mp4;type=video/mp4")"
+ID="$(jq -er .id <<<"$created")"
+[ "$ID" = 1 ] || fail "the first upload got id $ID, expected 1 in a fresh database"
+status=""
+for _ in $(seq 1 600); do
+    video="$(curl -fsS "$BASE/api/videos/$ID/" -H "$AUTH")"
+    status="$(jq -r .status <<<"$video")"
+    case "$status" in
+        ready) break ;;
+        failed) fail "the transcode failed: $(jq -r .status_reason <<<"$video")" ;;
+    esac
+    sleep 0.5
+done
+[ "$status" = ready ] || fail "the upload was not ready after 300 s (status $status)"
+stop_server
+
+# The transcoded video, exported, becomes 50 entries: own id, title, genre, language, upload time
+# and media folder (hard links to the same files), imported in one transaction.
+"$BIN" export-video-data --output "$EXPORT_DIR" >/dev/null
+EXPORT="$(find "$EXPORT_DIR" -name 'video_data_*.json' | head -n1)"
+[ "$(jq length "$EXPORT")" = 1 ] || fail "the export holds $(jq length "$EXPORT") videos, expected 1"
+for i in $(seq 2 "$VIDEOS"); do
+    cp -al "$MEDIA_DIR/videos/1" "$MEDIA_DIR/videos/$i"
+done
+jq --argjson n "$VIDEOS" '
+    .[0] as $v
+    | ["documentary", "action", "horror", "drama", "technic"] as $genres
+    | ["english", "german", "french"] as $languages
+    | ($v.uploaded_at | sub("\\.[0-9]+"; "") | fromdateiso8601) as $t
+    | [range(1; $n + 1) as $i
+        | ($v | walk(if type == "string" then sub("^videos/1/"; "videos/\($i)/") else . end))
+        + {id: $i,
+           title: "Benchmark video \($i)",
+           description: "Seeded video number \($i) for the catalog benchmark.",
+           genre: $genres[$i % 5],
+           language: $languages[$i % 3],
+           uploaded_at: ($t - $n + $i | todate),
+           updated_at: ($t - $n + $i | todate)}]
+' "$EXPORT" >"$WORK/seed.json"
+"$BIN" import-video-data "$WORK/seed.json" >"$WORK/import.log"
+
+# --- the answers to measure, saved byte for byte -----------------------------------------------
+
+start_server
+login
+AUTH="Authorization: Token $TOKEN"
+WWW="$WORK/www"
+mkdir -p "$WWW"
+ROUTES=(list categorized detail)
+declare -A PATHS=([list]=/api/videos/ [categorized]=/api/videos/categorized_videos/ [detail]=/api/videos/1/)
+for r in "${ROUTES[@]}"; do
+    curl -fsS "$BASE${PATHS[$r]}" -H "$AUTH" -o "$WWW/$r.json"
+done
+
+# Ready, with signed URLs, and one of them (of the last video) really served.
+jq -e --argjson n "$VIDEOS" '
+    length == $n and all(.[];
+        .status == "ready" and (.renditions | length) >= 4
+        and all(.video_file, .poster, .vtt_file, .hls, .video_file_hd360, .video_file_hd1080;
+                test("^https://videoflix\\.example/media/[0-9]+/[A-Za-z0-9_-]+/videos/[0-9]+/")))
+' "$WWW/list.json" >/dev/null || fail "the list is not $VIDEOS ready videos with signed media URLs"
+jq -e '.id == 1 and .status == "ready" and (.hls | length) > 0' "$WWW/detail.json" >/dev/null ||
+    fail "the detail answer is not the ready video 1"
+for field in poster hls; do
+    url="$(jq -r ".[] | select(.id == $VIDEOS) | .$field" "$WWW/list.json")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$BASE/${url#"$PUBLIC_URL"}")"
+    [ "$code" = 200 ] || fail "the signed $field URL of video $VIDEOS answers $code"
+done
+
+# gRPC: one uncompressed frame holding ListVideosRequest{page_size: 50}.
+printf '\x00\x00\x00\x00\x02\x48\x32' >"$WORK/list.grpc"
+GRPC_PATH=/videoflix.v1.VideoService/ListVideos
+GRPC_FILE="$WWW${GRPC_PATH%/*}/${GRPC_PATH##*/}"
+mkdir -p "${GRPC_FILE%/*}"
+# nghttp, not curl: curl 7.88 fails now and then on nginx's RST_STREAM(NO_ERROR) after a complete
+# answer (nginx answers a static file before the request body's END_STREAM arrives).
+NGHTTP=(nghttp -H 'content-type: application/grpc' -H 'te: trailers' -d "$WORK/list.grpc")
+grpc_body() { # port output-file: the body of one ListVideos over h2c, a well-formed frame
+    local port="$1" out="$2" size
+    "${NGHTTP[@]}" -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$port$GRPC_PATH" >"$out" ||
+        fail "port $port: nghttp failed"
+    size="$(wc -c <"$out")"
+    # The frame header: not compressed, and a length that covers the rest of the body.
+    if [ "$size" -lt 5 ] || [ "$(od -An -tu1 -N1 "$out" | tr -d ' ')" != 0 ] ||
+        [ "$(od -An -tu1 -j1 -N4 "$out" | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')" != $((size - 5)) ]; then
+        fail "port $port: ListVideos answered a malformed gRPC body ($size bytes)"
+    fi
+}
+grpc_check() { # port: prints the body size of one ListVideos; fails unless a 200 gRPC answer with grpc-status 0
+    local port="$1" out
+    out="$("${NGHTTP[@]}" -nv -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$port$GRPC_PATH")" ||
+        fail "port $port: nghttp failed"
+    grep -qE 'recv \(stream_id=[0-9]+\) :status: 200$' <<<"$out" ||
+        fail "port $port: ListVideos did not answer HTTP 200"
+    grep -qE 'recv \(stream_id=[0-9]+\) content-type: application/grpc$' <<<"$out" ||
+        fail "port $port: ListVideos did not answer application/grpc"
+    if [ "$(grep -cE 'recv \(stream_id=[0-9]+\) grpc-status: ' <<<"$out")" != 1 ] ||
+        ! grep -qE 'recv \(stream_id=[0-9]+\) grpc-status: 0$' <<<"$out"; then
+        fail "port $port: ListVideos did not end with grpc-status 0: $(grep -E 'recv \(stream_id=[0-9]+\) grpc-' <<<"$out" | tr '\n' ' ')"
+    fi
+    awk '/recv DATA frame/ { sub(/.*length=/, ""); sub(/,.*/, ""); n += $0 } END { print n + 0 }' <<<"$out"
+}
+grpc_body "$PORT" "$GRPC_FILE"
+[ "$(grep -ao 'https://videoflix\.example/media/' "$GRPC_FILE" | wc -l)" -ge $((VIDEOS * 4)) ] ||
+    fail "the gRPC answer does not carry the signed media URLs of $VIDEOS videos"
+declare -A BYTES=([grpc]="$(wc -c <"$GRPC_FILE")")
+for r in "${ROUTES[@]}"; do BYTES[$r]="$(wc -c <"$WWW/$r.json")"; done
+log "answers: list ${BYTES[list]} B, categorized ${BYTES[categorized]} B, detail ${BYTES[detail]} B, gRPC ListVideos ${BYTES[grpc]} B"
+
+# --- nginx, serving those bytes ----------------------------------------------------------------
+
+NGINX_PORT="$(pick_port)"
+NGINX_H2_PORT="$(pick_port)"
+[ "$NGINX_PORT" != "$NGINX_H2_PORT" ] || NGINX_H2_PORT="$(pick_port)"
+mkdir -p "$WORK/nginx"
 # nginx workers run unprivileged: let them read the files.
 chmod 755 "$WORK"
-chmod -R a+rX "$WORK/www"
+chmod -R a+rX "$WWW"
 cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes auto;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
     access_log off;
+    sendfile on;
     keepalive_requests 1000000;
-    types { application/json json; }
+    open_file_cache max=16 inactive=1h;
+    open_file_cache_valid 1h;
+    default_type application/json;
+    types { }
+    root $WWW;
     server {
         listen 127.0.0.1:$NGINX_PORT;
-        root $WORK/www;
-        location /api/videos/ { default_type application/json; try_files /api/videos/index.json =404; }
+        location = /api/videos/ { try_files /list.json =404; }
+        location = /api/videos/categorized_videos/ { try_files /categorized.json =404; }
+        location = /api/videos/1/ { try_files /detail.json =404; }
+    }
+    server {
+        listen 127.0.0.1:$NGINX_H2_PORT http2;
+        location = $GRPC_PATH {
+            default_type application/grpc;
+            add_trailer grpc-status 0;
+            # The static module answers POST with 405: serve the file instead (as GET, 200).
+            error_page 405 =200 \$uri;
+        }
     }
 }
 CONF
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log" &
 NGINX_PID=$!
-sleep 0.5
+for _ in $(seq 1 50); do
+    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx/error.log" >&2 || true; fail "nginx exited at start"; }
+    curl -fs -o /dev/null "http://127.0.0.1:$NGINX_PORT/api/videos/1/" && break
+    sleep 0.1
+done
+assert_ours nginx "$NGINX_PID" "$NGINX_PORT"
+assert_ours nginx "$NGINX_PID" "$NGINX_H2_PORT"
+NGINX_WORKERS="$(pgrep -c -P "$NGINX_PID" || true)"
+for r in "${ROUTES[@]}"; do
+    curl -fsS "http://127.0.0.1:$NGINX_PORT${PATHS[$r]}" -o "$WORK/nginx-$r"
+    cmp -s "$WORK/nginx-$r" "$WWW/$r.json" || fail "nginx does not serve the bytes of ${PATHS[$r]}"
+done
+grpc_body "$NGINX_H2_PORT" "$WORK/nginx-grpc"
+cmp -s "$WORK/nginx-grpc" "$GRPC_FILE" || fail "nginx does not serve the gRPC bytes"
 
-# gRPC request body: one uncompressed frame holding ListVideosRequest{page_size: 50}.
-printf '\x00\x00\x00\x00\x02\x48\x32' >"$WORK/list.grpc"
+# --- the runs -------------------------------------------------------------------------------
+
+to_ms() { # a wrk latency (850.00us, 1.20ms, 1.01s) in ms
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+# Before and after every run: the route still answers a body of the same size.
+check_rest() { # port path bytes
+    local got
+    got="$(curl -fsS "http://127.0.0.1:$1$2" -H "$AUTH" | wc -c)"
+    [ "$got" = "$3" ] || fail "port $1 $2 answered $got bytes, expected $3"
+}
+check_grpc() { # port
+    local got
+    got="$(grpc_check "$1")"
+    [ "$got" = "${BYTES[grpc]}" ] || fail "ListVideos on port $1 answered $got bytes, expected ${BYTES[grpc]}"
+}
+
+RUN_RPS="" RUN_P99=""
+run_wrk() { # what pid port path
+    local out
+    out="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$AUTH" "http://127.0.0.1:$3$4")"
+    assert_ours "$1" "$2" "$3"
+    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+        echo "$out" >&2
+        fail "$1 $4: wrk saw errors"
+    fi
+    RUN_RPS="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+    RUN_P99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+}
+
+run_h2load() { # what pid port
+    local out answered started succeeded ok data extra
+    rm -f "$WORK/h2load.log"
+    out="$(h2load -D "$DURATION" -c "$CONNECTIONS" -m 1 -t 1 --log-file="$WORK/h2load.log" \
+        -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" \
+        -d "$WORK/list.grpc" "http://127.0.0.1:$3$GRPC_PATH")"
+    assert_ours "$1" "$2" "$3"
+    answered="$(awk '/^requests:/ {print $6}' <<<"$out")"
+    started="$(awk '/^requests:/ {print $4}' <<<"$out")"
+    succeeded="$(awk '/^requests:/ {print $8}' <<<"$out")"
+    ok="$(awk '/^status codes:/ {print $3}' <<<"$out")"
+    data="$(sed -n 's/^traffic:.* (\([0-9]*\)) data$/\1/p' <<<"$out")"
+    # Every finished answer must be 2xx with the full body; at the deadline up to one request
+    # per connection is still in flight, with its status and part of its body counted too.
+    extra=$((data - answered * BYTES[grpc]))
+    if ! grep -qE '^requests: .* 0 failed, 0 errored, 0 timeout$' <<<"$out" ||
+        ! grep -qE "^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx$" <<<"$out" ||
+        [ "$answered" -eq 0 ] || [ "$succeeded" != "$answered" ] ||
+        [ "$ok" -lt "$answered" ] || [ "$ok" -gt "$started" ] ||
+        [ "$extra" -lt 0 ] || [ "$extra" -gt $(((started - answered) * BYTES[grpc])) ] ||
+        [ "$(wc -l <"$WORK/h2load.log")" != "$answered" ] ||
+        awk -F'\t' '$2 != 200 { bad = 1 } END { exit !bad }' "$WORK/h2load.log"; then
+        echo "$out" >&2
+        fail "$1 ListVideos: h2load saw errors or short answers ($data data bytes for $answered answers of ${BYTES[grpc]} bytes)"
+    fi
+    RUN_RPS="$(awk '/^finished in/ {print $4}' <<<"$out")"
+    RUN_P99="$(awk -F'\t' '{print $3}' "$WORK/h2load.log" | sort -n |
+        awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < NR * 0.99) i++; printf "%.2f", v[i] / 1000 }')"
+}
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-run_wrk() { # name url
-    local out rps p99
-    out="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Authorization: Token $TOKEN" "$2")"
-    rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-    if grep -q "Non-2xx" <<<"$out"; then
-        echo "error: $1 had non-2xx answers" >&2
-        exit 1
-    fi
-    printf '%s\t%s\t%s\n' "$1" "$rps" "$p99" >>"$RESULTS"
-}
-run_h2load() { # name
-    local out rps
-    out="$(h2load -D "$DURATION" -c "$CONNECTIONS" -m 1 -t 1 \
-        -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $TOKEN" \
-        -d "$WORK/list.grpc" "http://127.0.0.1:$PORT/videoflix.v1.VideoService/ListVideos")"
-    rps="$(awk '/^finished in/ {print $4}' <<<"$out")"
-    p99="$(awk '/^time for request:/ {print "mean " $6 ", max " $5}' <<<"$out")"
-    printf '%s\t%s\t%s\n' "$1" "$rps" "$p99" >>"$RESULTS"
+record() { # what bytes ours-rps ours-p99 ceiling-rps ceiling-p99
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"
 }
 
-log "measuring (${DURATION}s per run, $CONNECTIONS connections)"
-run_wrk "nginx ceiling (same bytes)" "http://127.0.0.1:$NGINX_PORT/api/videos/"
-curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/videos/categorized_videos/" -H "Authorization: Token $TOKEN"
-run_wrk "GET /api/videos/ (cached)" "http://127.0.0.1:$PORT/api/videos/"
-run_wrk "GET /api/videos/categorized_videos/" "http://127.0.0.1:$PORT/api/videos/categorized_videos/"
-run_wrk "GET /api/videos/1/" "http://127.0.0.1:$PORT/api/videos/1/"
-run_h2load "gRPC ListVideos (h2load)"
+log "measuring (${DURATION}s per run, $CONNECTIONS connections; nginx: $NGINX_WORKERS workers)"
+declare -A LABELS=([list]="GET /api/videos/ (cached)" [categorized]="GET /api/videos/categorized_videos/" [detail]="GET /api/videos/1/")
+for r in "${ROUTES[@]}"; do
+    check_rest "$NGINX_PORT" "${PATHS[$r]}" "${BYTES[$r]}"
+    run_wrk nginx "$NGINX_PID" "$NGINX_PORT" "${PATHS[$r]}"
+    check_rest "$NGINX_PORT" "${PATHS[$r]}" "${BYTES[$r]}"
+    ceiling_rps="$RUN_RPS" ceiling_p99="$RUN_P99"
+    if [ "$r" = list ]; then list_ceiling_rps="$RUN_RPS" list_ceiling_p99="$RUN_P99"; fi
+    check_rest "$PORT" "${PATHS[$r]}" "${BYTES[$r]}"
+    run_wrk "the server" "$SERVER_PID" "$PORT" "${PATHS[$r]}"
+    check_rest "$PORT" "${PATHS[$r]}" "${BYTES[$r]}"
+    record "${LABELS[$r]}" "${BYTES[$r]}" "$RUN_RPS" "$RUN_P99" "$ceiling_rps" "$ceiling_p99"
+done
+check_grpc "$NGINX_H2_PORT"
+run_h2load nginx "$NGINX_PID" "$NGINX_H2_PORT"
+check_grpc "$NGINX_H2_PORT"
+ceiling_rps="$RUN_RPS" ceiling_p99="$RUN_P99"
+check_grpc "$PORT"
+run_h2load "the server" "$SERVER_PID" "$PORT"
+check_grpc "$PORT"
+record "gRPC ListVideos (h2load)" "${BYTES[grpc]}" "$RUN_RPS" "$RUN_P99" "$ceiling_rps" "$ceiling_p99"
 stop_server
+
 start_server --cache-enabled false
-run_wrk "GET /api/videos/ (cache off)" "http://127.0.0.1:$PORT/api/videos/"
+login
+AUTH="Authorization: Token $TOKEN"
+check_rest "$PORT" /api/videos/ "${BYTES[list]}"
+run_wrk "the server" "$SERVER_PID" "$PORT" /api/videos/
+check_rest "$PORT" /api/videos/ "${BYTES[list]}"
+record "GET /api/videos/ (cache off)" "${BYTES[list]}" "$RUN_RPS" "$RUN_P99" "$list_ceiling_rps" "$list_ceiling_p99"
 stop_server
 
-CEILING="$(awk -F'\t' 'NR == 1 {print $2}' "$RESULTS")"
-printf '\n%-40s %12s %10s %12s\n' "what" "requests/s" "p99" "of ceiling"
-while IFS=$'\t' read -r name rps p99; do
-    pct="$(awk -v r="$rps" -v c="$CEILING" 'BEGIN { if (c > 0) printf "%.1f%%", 100 * r / c }')"
-    printf '%-40s %12s %10s %12s\n' "$name" "$rps" "$p99" "$pct"
+printf '\n%-38s %7s %11s %9s %13s %9s %8s\n' "what" "bytes" "requests/s" "p99 ms" "nginx req/s" "p99 ms" "of nginx"
+while IFS=$'\t' read -r name bytes rps p99 crps cp99; do
+    pct="$(awk -v r="$rps" -v c="$crps" 'BEGIN { if (c > 0) printf "%.1f%%", 100 * r / c }')"
+    printf '%-38s %7s %11s %9s %13s %9s %8s\n' "$name" "$bytes" "$rps" "$p99" "$crps" "$cp99" "$pct"
 done <"$RESULTS"
+echo
+echo "nginx serves each route's own bytes (the cache-off row is compared with the list's); gRPC"
+echo "is compared with nginx serving the same gRPC body over h2c with a grpc-status 0 trailer."
+echo "$(date), $(nproc) cores shared by the server, nginx and the load generators,"
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')."
+echo "Reproduce with: bench/catalog.sh $DURATION"

@@ -98,6 +98,16 @@ ensure_buf() {
     export BUF
 }
 
+# cargo-deny (licences, duplicate versions, registries of the dependency tree; deny.toml), from
+# crates.io, built in a temporary folder rather than the project's target folder.
+CARGO_DENY_VERSION="0.20.2"
+ensure_cargo_deny() {
+    if ! cargo deny --version 2>/dev/null | grep -q " $CARGO_DENY_VERSION\$"; then
+        log "installing cargo-deny $CARGO_DENY_VERSION"
+        env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
+    fi
+}
+
 # A random JWT secret in .env on first run, so the server starts without --dev and tokens
 # survive restarts.
 ensure_jwt_secret() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, the whole
+# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, cargo-deny
+# (licences, duplicate versions and registries of the dependencies; deny.toml), the whole
 # test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis — and a
 # Schemathesis run of the REST API against its own OpenAPI document.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 ensure_build_deps
 ensure_test_services
 ensure_buf
+ensure_cargo_deny
 
 log "buf lint"
 "$BUF" lint
@@ -17,6 +19,8 @@ log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+log "cargo deny"
+cargo deny check bans licenses sources
 log "schemathesis: the REST API against its OpenAPI document"
 scripts/schemathesis.sh
 log "cargo test"

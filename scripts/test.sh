@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, cargo-deny
-# (licences, duplicate versions and registries of the dependencies; deny.toml), the whole
+# Installs what is missing and runs every check: proto lint (buf), formatting, clippy, the API
+# docs (rustdoc, warnings denied), cargo-deny (licences, duplicate versions and registries of
+# the dependencies; deny.toml), the whole
 # test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis — and a
 # Schemathesis run of the REST API against its own OpenAPI document.
 set -euo pipefail
@@ -19,6 +20,8 @@ log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+log "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 log "cargo deny"
 cargo deny check bans licenses sources
 log "schemathesis: the REST API against its OpenAPI document"

@@ -87,16 +87,9 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; connections still open then finish
-/// their requests (in-flight requests are not cut).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: ConnectionLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let global = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let per_address = PerAddress::default();
+/// hyper's server side with its timers: the header-read timeout for HTTP/1, keep-alive pings for
+/// HTTP/2.
+fn connection_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -107,7 +100,67 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.http2_keep_alive))
         .keep_alive_timeout(limits.http2_keep_alive);
-    let builder = Arc::new(builder);
+    builder
+}
+
+/// After a failed accept. EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until a
+/// connection closes; wait instead of spinning (and flooding the log). Any other error concerns
+/// that one connection only.
+async fn accept_failed(e: &std::io::Error) {
+    if matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105)) {
+        tracing::warn!(error = %e, "accept failed; backing off");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    } else {
+        tracing::debug!(error = %e, "accept failed");
+    }
+}
+
+/// The router for one connection from `peer`: each request carries the peer address and counts
+/// as open on `activity` until its response body is done or dropped.
+fn tracked(
+    router: Router,
+    peer: SocketAddr,
+    activity: Activity,
+) -> impl tower::Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = axum::http::Response<axum::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<axum::http::Response<axum::body::Body>, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    tower::service_fn(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            let request = request.map(axum::body::Body::new);
+            let open = activity.open();
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _open = &open;
+                        frame
+                    }))
+                }))
+            }
+        },
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; connections still open then finish
+/// their requests (in-flight requests are not cut).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let global = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let per_address = PerAddress::default();
+    let builder = Arc::new(connection_builder(&limits));
     let (stopping, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -115,15 +168,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until a
-                    // connection closes; wait instead of spinning (and flooding the log). Any
-                    // other error concerns that one connection only.
-                    if matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105)) {
-                        tracing::warn!(error = %e, "accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    } else {
-                        tracing::debug!(error = %e, "accept failed");
-                    }
+                    accept_failed(&e).await;
                     continue;
                 }
             },
@@ -146,28 +191,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
         let activity = Activity::new();
-        let router = router.clone();
-        let tracked = activity.clone();
-        let service = tower::service_fn(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
-                let request = request.map(axum::body::Body::new);
-                // The request counts as open until its response body is done or dropped.
-                let open = tracked.open();
-                let router = router.clone();
-                async move {
-                    let response = router.oneshot(request).await?;
-                    Ok::<_, std::convert::Infallible>(response.map(move |body| {
-                        axum::body::Body::new(body.map_frame(move |frame| {
-                            let _open = &open;
-                            frame
-                        }))
-                    }))
-                }
-            },
-        );
+        let service = tracked(router.clone(), peer, activity.clone());
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
             .into_owned();

@@ -65,6 +65,11 @@ impl Services {
             ),
             None => None,
         };
+        Self::wire(settings, store, redis).await
+    }
+
+    /// Builds the use cases over the connected backends.
+    async fn wire(settings: &Settings, store: Store, redis: Option<Redis>) -> anyhow::Result<Self> {
         let limiter = match &redis {
             Some(redis) => RateLimiter::redis(redis.clone(), settings.throttle_enabled),
             None => RateLimiter::memory(settings.throttle_enabled),
@@ -111,30 +116,7 @@ impl Services {
         };
         let hub = StatusHub::new(redis.clone());
         hub.start();
-        let pipeline = Pipeline::new(
-            store.clone(),
-            queue,
-            hub,
-            PipelineConfig {
-                media_dir: settings.media_dir.clone(),
-                upload_limit: settings.upload_max_bytes,
-                max_pixels: settings.media_max_pixels,
-                upload_idle: Duration::from_secs(settings.upload_idle_timeout.max(1)),
-                max_attempts: settings.transcode_max_attempts,
-                retry_delay: Duration::from_secs(settings.transcode_retry_delay),
-                // A live job refreshes its claim every 2 s; half the visibility timeout (at least
-                // 4 s) tells a dead one, and is always reached before its queue entry is
-                // reclaimed.
-                stale_after: Duration::from_secs(
-                    (settings.job_visibility_timeout.max(5) / 2).max(4),
-                ),
-                transcode: TranscodeOptions {
-                    segment_seconds: settings.hls_segment_seconds,
-                    preset: settings.transcode_preset.clone(),
-                    ..TranscodeOptions::default()
-                },
-            },
-        );
+        let pipeline = Pipeline::new(store.clone(), queue, hub, pipeline_config(settings));
         let backups = crate::backup::Backups::new(store.clone(), settings.export_dir.clone());
         let jobs = crate::jobs::Jobs::new(
             store.clone(),
@@ -166,5 +148,25 @@ impl Services {
             jobs,
             admin,
         })
+    }
+}
+
+/// The pipeline's settings.
+fn pipeline_config(settings: &Settings) -> PipelineConfig {
+    PipelineConfig {
+        media_dir: settings.media_dir.clone(),
+        upload_limit: settings.upload_max_bytes,
+        max_pixels: settings.media_max_pixels,
+        upload_idle: Duration::from_secs(settings.upload_idle_timeout.max(1)),
+        max_attempts: settings.transcode_max_attempts,
+        retry_delay: Duration::from_secs(settings.transcode_retry_delay),
+        // A live job refreshes its claim every 2 s; half the visibility timeout (at least 4 s)
+        // tells a dead one, and is always reached before its queue entry is reclaimed.
+        stale_after: Duration::from_secs((settings.job_visibility_timeout.max(5) / 2).max(4)),
+        transcode: TranscodeOptions {
+            segment_seconds: settings.hls_segment_seconds,
+            preset: settings.transcode_preset.clone(),
+            ..TranscodeOptions::default()
+        },
     }
 }

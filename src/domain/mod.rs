@@ -2,6 +2,50 @@
 //! transport edge never handles a raw e-mail, password, id, status or genre string; rows,
 //! events and jobs carry them too.
 
+/// Declares a primary key: a positive integer, parsed once at the edge (`parse`), made by the
+/// store from its rows (`from_db`), shown as its number.
+macro_rules! positive_id {
+    ($(#[$meta:meta])* $name:ident, $what:literal) => {
+        $(#[$meta])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(i64);
+
+        impl $name {
+            /// A client's id for `field`: ids are positive.
+            pub fn parse(raw: i64, field: &'static str) -> Result<Self, $crate::domain::FieldError> {
+                if raw > 0 {
+                    Ok(Self(raw))
+                } else {
+                    Err($crate::domain::FieldError::new(
+                        field,
+                        concat!("A positive ", $what, " id is required."),
+                    ))
+                }
+            }
+
+            /// An id the database (or a token this server signed) handed out.
+            pub(crate) fn from_db(raw: i64) -> Self {
+                Self(raw)
+            }
+
+            /// The number.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
 mod email;
 mod listing;
 mod media;

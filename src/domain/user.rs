@@ -1,44 +1,14 @@
 //! User identifiers, and the `uid` form used in e-mailed links.
 
-use std::fmt;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::FieldError;
 
-/// Primary key of a user.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct UserId(i64);
-
-impl UserId {
-    /// A client's id for `field`: ids are positive.
-    pub fn parse(raw: i64, field: &'static str) -> Result<Self, FieldError> {
-        if raw > 0 {
-            Ok(Self(raw))
-        } else {
-            Err(FieldError::new(field, "A positive user id is required."))
-        }
-    }
-
-    /// An id the database (or a token this server signed) handed out.
-    pub(crate) fn from_db(raw: i64) -> Self {
-        Self(raw)
-    }
-
-    /// The number.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+positive_id!(
+    /// Primary key of a user.
+    UserId,
+    "user"
+);
 
 /// A user id as it appears in activation and reset links: Django's
 /// `urlsafe_base64_encode(force_bytes(pk))`, so links from the old backend keep their shape.

@@ -58,39 +58,11 @@ macro_rules! wire_enum {
 
 pub(crate) use wire_enum;
 
-/// Primary key of a video: positive, parsed once at the edge.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct VideoId(i64);
-
-impl VideoId {
-    /// A client's id for `field`: ids are positive.
-    pub fn parse(raw: i64, field: &'static str) -> Result<Self, FieldError> {
-        if raw > 0 {
-            Ok(Self(raw))
-        } else {
-            Err(FieldError::new(field, "A positive video id is required."))
-        }
-    }
-
-    /// An id the database handed out.
-    pub(crate) fn from_db(raw: i64) -> Self {
-        Self(raw)
-    }
-
-    /// The number.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for VideoId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+positive_id!(
+    /// Primary key of a video.
+    VideoId,
+    "video"
+);
 
 wire_enum!(
     /// Genre of a video.

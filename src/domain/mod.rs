@@ -62,7 +62,7 @@ pub use listing::{Ordering, PageToken};
 pub use media::{Media, Renditions, Rung, RungFiles, StoredRendition};
 pub use meta::{RawVideoMeta, VideoMeta};
 pub use password::{Password, PasswordError};
-pub use profile::{Address, Phone};
+pub use profile::{Address, Phone, ProfileChange};
 pub use rate::Rate;
 pub use time::Timestamp;
 pub use user::{Uid, UserId};

@@ -68,6 +68,27 @@ impl Address {
     }
 }
 
+/// A change of the caller's profile: the fields given, each parsed (None = keep).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// New phone ('' clears it).
+    pub phone: Option<Phone>,
+    /// New address ('' clears it).
+    pub address: Option<Address>,
+}
+
+impl ProfileChange {
+    /// Parses the fields given, reporting every bad one.
+    pub fn parse(phone: Option<&str>, address: Option<&str>) -> Result<Self, Vec<FieldError>> {
+        let phone = phone.map(Phone::parse).transpose();
+        let address = address.map(Address::parse).transpose();
+        match (phone, address) {
+            (Ok(phone), Ok(address)) => Ok(Self { phone, address }),
+            (phone, address) => Err([phone.err(), address.err()].into_iter().flatten().collect()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

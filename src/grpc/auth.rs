@@ -8,9 +8,16 @@ use super::{
     pb::{self, auth_service_server::AuthService},
 };
 use crate::{
-    service::{Accounts, IssuedTokens},
+    domain::{Email, ProfileChange, Uid},
+    error::AppError,
+    service::{Accounts, IssuedTokens, Login},
     store::UserRecord,
 };
+
+/// The user an e-mailed link names (a malformed one is an invalid link, like a forged one).
+fn link_uid(raw: &str) -> Result<Uid, AppError> {
+    Uid::parse(raw).map_err(|_| AppError::InvalidLink)
+}
 
 /// gRPC face of [`Accounts`].
 #[derive(Clone)]
@@ -74,7 +81,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ActivateAccountRequest>,
     ) -> Result<Response<pb::ActivateAccountResponse>, Status> {
         let r = request.into_inner();
-        self.accounts.activate(&r.uid, &r.token).await?;
+        self.accounts.activate(link_uid(&r.uid)?, &r.token).await?;
         Ok(Response::new(pb::ActivateAccountResponse {
             message: "Your account has been activated. You can now log in.".into(),
         }))
@@ -85,9 +92,8 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ResendActivationRequest>,
     ) -> Result<Response<pb::ResendActivationResponse>, Status> {
         let client = client(&request, self.trust_proxy);
-        self.accounts
-            .resend_activation(client, &request.into_inner().email)
-            .await?;
+        let email = Email::parse(&request.into_inner().email).map_err(AppError::from)?;
+        self.accounts.resend_activation(client, &email).await?;
         Ok(Response::new(pb::ResendActivationResponse {
             message: "If an inactive account exists for this email, a new activation link has \
                       been sent."
@@ -101,10 +107,8 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let client = client(&request, self.trust_proxy);
         let r = request.into_inner();
-        let outcome = self
-            .accounts
-            .login(client, &r.email, &r.password, r.remember_me)
-            .await?;
+        let login = Login::parse(&r.email, &r.password)?;
+        let outcome = self.accounts.login(client, login, r.remember_me).await?;
         Ok(Response::new(pb::LoginResponse {
             tokens: Some(tokens_pb(outcome.tokens)),
             user: Some(user_pb(&outcome.user)),
@@ -161,9 +165,8 @@ impl AuthService for AuthGrpc {
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
         let client = client(&request, self.trust_proxy);
-        self.accounts
-            .request_password_reset(client, &request.into_inner().email)
-            .await?;
+        let email = Email::parse(&request.into_inner().email).map_err(AppError::from)?;
+        self.accounts.request_password_reset(client, &email).await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {
             message: "If an account exists for this email, a password reset link has been sent."
                 .into(),
@@ -176,7 +179,12 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
         let r = request.into_inner();
         self.accounts
-            .confirm_password_reset(&r.uid, &r.token, &r.new_password, &r.confirm_new_password)
+            .confirm_password_reset(
+                link_uid(&r.uid)?,
+                &r.token,
+                &r.new_password,
+                &r.confirm_new_password,
+            )
             .await?;
         Ok(Response::new(pb::ConfirmPasswordResetResponse {
             message: "Your password has been reset. You can now log in with the new password."
@@ -209,7 +217,7 @@ impl AuthService for AuthGrpc {
                         "phone" => phone = Some(r.phone.as_str()),
                         "address" => address = Some(r.address.as_str()),
                         _ => {
-                            return Err(crate::error::AppError::field(
+                            return Err(AppError::field(
                                 "update_mask",
                                 format!(
                                     "Unknown field {path:?}; only phone and address can be updated."
@@ -227,7 +235,8 @@ impl AuthService for AuthGrpc {
                 Some(r.address.as_str()).filter(|s| !s.is_empty()),
             ),
         };
-        let user = self.accounts.update_me(&caller, phone, address).await?;
+        let change = ProfileChange::parse(phone, address).map_err(AppError::Validation)?;
+        let user = self.accounts.update_me(&caller, change).await?;
         Ok(Response::new(pb::UpdateMeResponse {
             user: Some(user_pb(&user)),
         }))

@@ -8,7 +8,9 @@ mod playback;
 mod session_cache;
 mod status;
 
-pub use accounts::{Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, LoginOutcome};
+pub use accounts::{
+    Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, Login, LoginOutcome,
+};
 pub use admin::{Admin, ExportFile, MAX_USERS_PAGE, UserPatch};
 pub use catalog::{
     Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,

@@ -8,6 +8,8 @@ mod registration;
 mod reset;
 mod sessions;
 
+pub use sessions::Login;
+
 use std::net::IpAddr;
 
 use url::Url;
@@ -186,8 +188,7 @@ impl Accounts {
 
     // ---- helpers -----------------------------------------------------------------------------
 
-    async fn user_from_link(&self, uid: &str) -> AppResult<UserRecord> {
-        let uid = Uid::parse(uid).map_err(|_| AppError::InvalidLink)?;
+    async fn user_from_link(&self, uid: Uid) -> AppResult<UserRecord> {
         self.store
             .user_by_id(uid.0)
             .await?

@@ -1,7 +1,7 @@
 //! The caller's own profile.
 
 use crate::{
-    domain::{Address, FieldError, Phone},
+    domain::{Address, Phone, ProfileChange},
     error::{AppError, AppResult},
     store::{ProfileUpdate, UserRecord},
 };
@@ -10,27 +10,10 @@ use super::{Accounts, Caller};
 
 impl Accounts {
     /// Updates phone and/or address.
-    pub async fn update_me(
-        &self,
-        caller: &Caller,
-        phone: Option<&str>,
-        address: Option<&str>,
-    ) -> AppResult<UserRecord> {
-        let phone = phone.map(Phone::parse);
-        let address = address.map(Address::parse);
-        let errors: Vec<FieldError> = [
-            phone.as_ref().and_then(|p| p.as_ref().err().cloned()),
-            address.as_ref().and_then(|a| a.as_ref().err().cloned()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !errors.is_empty() {
-            return Err(AppError::Validation(errors));
-        }
+    pub async fn update_me(&self, caller: &Caller, change: ProfileChange) -> AppResult<UserRecord> {
         let update = ProfileUpdate {
-            phone: phone.and_then(Result::ok).map(Phone::into_inner),
-            address: address.and_then(Result::ok).map(Address::into_inner),
+            phone: change.phone.map(Phone::into_inner),
+            address: change.address.map(Address::into_inner),
         };
         let user = self
             .store

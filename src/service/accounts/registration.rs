@@ -1,7 +1,7 @@
 //! Registration, activation and the activation mail.
 
 use crate::{
-    domain::{Email, FieldError, Password},
+    domain::{Email, FieldError, Password, Uid},
     error::{AppError, AppResult},
     mail::Template,
     ratelimit::Mode,
@@ -77,7 +77,7 @@ impl Accounts {
 
     /// Activates an account from its link.
     #[tracing::instrument(skip_all)]
-    pub async fn activate(&self, uid: &str, token: &str) -> AppResult<()> {
+    pub async fn activate(&self, uid: Uid, token: &str) -> AppResult<()> {
         let user = self.user_from_link(uid).await?;
         if !self.tokens.verify_link(
             LinkPurpose::Activation,
@@ -97,10 +97,9 @@ impl Accounts {
 
     /// Sends a fresh activation link to an inactive account; silent otherwise.
     #[tracing::instrument(skip_all)]
-    pub async fn resend_activation(&self, client: ClientInfo, email: &str) -> AppResult<()> {
-        let email = Email::parse(email)?;
-        self.limit_mail("activation", client, &email).await?;
-        if let Some(user) = self.store.user_by_email(&email).await?
+    pub async fn resend_activation(&self, client: ClientInfo, email: &Email) -> AppResult<()> {
+        self.limit_mail("activation", client, email).await?;
+        if let Some(user) = self.store.user_by_email(email).await?
             && !user.is_active
             && !user.is_guest
         {

@@ -1,7 +1,7 @@
 //! Password reset by e-mailed link.
 
 use crate::{
-    domain::{Email, Password},
+    domain::{Email, Password, Uid},
     error::{AppError, AppResult},
     mail::Template,
     security::LinkPurpose,
@@ -12,10 +12,9 @@ use super::{Accounts, ClientInfo, reset_state};
 impl Accounts {
     /// Mails a reset link if the account exists; the outcome is the same either way.
     #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, client: ClientInfo, email: &str) -> AppResult<()> {
-        let email = Email::parse(email)?;
-        self.limit_mail("reset", client, &email).await?;
-        if let Some(user) = self.store.user_by_email(&email).await?
+    pub async fn request_password_reset(&self, client: ClientInfo, email: &Email) -> AppResult<()> {
+        self.limit_mail("reset", client, email).await?;
+        if let Some(user) = self.store.user_by_email(email).await?
             && !user.is_guest
         {
             let token = self.tokens.issue_link(
@@ -34,7 +33,7 @@ impl Accounts {
     #[tracing::instrument(skip_all)]
     pub async fn confirm_password_reset(
         &self,
-        uid: &str,
+        uid: Uid,
         token: &str,
         new_password: &str,
         confirm_new_password: &str,

@@ -14,6 +14,46 @@ use super::{
     random_suffix,
 };
 
+/// What a login names: the demo button's guest, or an account with its password.
+#[derive(Clone)]
+pub enum Login {
+    /// The guest e-mail: a new guest account, whatever the password.
+    Guest,
+    /// An account.
+    Account {
+        /// Its e-mail.
+        email: Email,
+        /// The password as typed (checked against the stored hash, never parsed).
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Guest => f.write_str("Guest"),
+            Self::Account { email, .. } => write!(f, "Account({})", email.as_str()),
+        }
+    }
+}
+
+impl Login {
+    /// A login form's e-mail and password.
+    pub fn parse(email: &str, password: &str) -> AppResult<Self> {
+        if email.trim().eq_ignore_ascii_case(GUEST_LOGIN_EMAIL) {
+            return Ok(Self::Guest);
+        }
+        let email = Email::parse(email)?;
+        if password.is_empty() {
+            return Err(AppError::field("password", "This field may not be blank."));
+        }
+        Ok(Self::Account {
+            email,
+            password: password.to_owned(),
+        })
+    }
+}
+
 impl Accounts {
     /// Logs in with e-mail and password. The guest e-mail logs in as a new guest, whatever the
     /// password.
@@ -21,17 +61,14 @@ impl Accounts {
     pub async fn login(
         &self,
         client: ClientInfo,
-        email: &str,
-        password: &str,
+        login: Login,
         remember_me: bool,
     ) -> AppResult<LoginOutcome> {
-        if email.trim().eq_ignore_ascii_case(GUEST_LOGIN_EMAIL) {
-            return self.guest_login(client).await;
-        }
-        let email = Email::parse(email)?;
-        if password.is_empty() {
-            return Err(AppError::field("password", "This field may not be blank."));
-        }
+        let (email, password) = match login {
+            Login::Guest => return self.guest_login(client).await,
+            Login::Account { email, password } => (email, password),
+        };
+        let password = password.as_str();
         let ip = client.key();
         // Attempts count per account *and address*, and per address, so nobody elsewhere can
         // lock an account's owner out. They are counted *before* the (slow) password check, so a

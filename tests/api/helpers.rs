@@ -1,25 +1,27 @@
 //! `spawn_app()`: the real server on a random port with its own database (a SQLite file, or a
 //! fresh PostgreSQL database), its own Redis key prefix, and a real SMTP server receiving its
-//! mail. Plus small clients for REST and gRPC.
+//! mail ([`mail`]). Plus small clients for REST and gRPC ([`client`]).
 
 #![allow(dead_code)]
 
+mod client;
+mod mail;
+
 use std::{
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
 use videoflix::{
     config::Settings,
-    grpc::pb::{auth_service_client::AuthServiceClient, video_service_client::VideoServiceClient},
     startup::{Application, Services},
 };
+
+pub use client::{PASSWORD, authed};
+use mail::MailServer;
 
 /// Which backends a test app uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,142 +41,6 @@ fn postgres_admin_url() -> String {
 /// Redis for tests; override with `TEST_REDIS_URL`.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
-}
-
-/// A received e-mail.
-#[derive(Clone, Debug)]
-pub struct ReceivedMail {
-    /// Envelope recipients.
-    pub to: Vec<String>,
-    /// Raw RFC 5322 message.
-    pub raw: Vec<u8>,
-}
-
-impl ReceivedMail {
-    /// Decoded subject.
-    pub fn subject(&self) -> String {
-        mail_parser::MessageParser::default()
-            .parse(&self.raw)
-            .and_then(|m| m.subject().map(str::to_owned))
-            .unwrap_or_default()
-    }
-
-    /// Decoded text/plain body.
-    pub fn text(&self) -> String {
-        mail_parser::MessageParser::default()
-            .parse(&self.raw)
-            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-            .unwrap_or_default()
-    }
-
-    /// Decoded text/html body.
-    pub fn html(&self) -> String {
-        mail_parser::MessageParser::default()
-            .parse(&self.raw)
-            .and_then(|m| m.body_html(0).map(|t| t.into_owned()))
-            .unwrap_or_default()
-    }
-
-    /// `(uid, token)` of the first `…/{route}/{uid}/{token}/` link in the text body.
-    pub fn link_parts(&self, route: &str) -> (String, String) {
-        let text = self.text();
-        let marker = format!("/{route}/");
-        let start = text
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no {route} link in mail: {text}"))
-            + marker.len();
-        let rest: Vec<&str> = text[start..].splitn(3, '/').collect();
-        (rest[0].to_owned(), rest[1].to_owned())
-    }
-}
-
-/// SMTP handler storing every message.
-#[derive(Clone, Default)]
-struct Collector {
-    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
-    to: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl mailin_embedded::Handler for Collector {
-    fn data_start(
-        &mut self,
-        _domain: &str,
-        _from: &str,
-        _is8bit: bool,
-        to: &[String],
-    ) -> mailin_embedded::Response {
-        self.to = to.to_vec();
-        self.data.clear();
-        mailin_embedded::response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> mailin_embedded::Response {
-        if let Ok(mut inbox) = self.inbox.lock() {
-            inbox.push(ReceivedMail {
-                to: std::mem::take(&mut self.to),
-                raw: std::mem::take(&mut self.data),
-            });
-        }
-        mailin_embedded::response::OK
-    }
-}
-
-/// A real SMTP server on a random local port, on its own thread.
-#[derive(Clone)]
-pub struct MailServer {
-    pub port: u16,
-    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
-}
-
-impl MailServer {
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind smtp");
-        let port = listener.local_addr().expect("smtp addr").port();
-        let collector = Collector::default();
-        let inbox = collector.inbox.clone();
-        std::thread::spawn(move || {
-            let mut server = mailin_embedded::Server::new(collector);
-            server.with_name("test.smtp").with_tcp_listener(listener);
-            if let Err(e) = server.serve() {
-                eprintln!("test SMTP server stopped: {e}");
-            }
-        });
-        Self { port, inbox }
-    }
-
-    /// Every message received so far.
-    pub fn all(&self) -> Vec<ReceivedMail> {
-        self.inbox.lock().map(|i| i.clone()).unwrap_or_default()
-    }
-
-    /// Messages to `recipient`.
-    pub fn to(&self, recipient: &str) -> Vec<ReceivedMail> {
-        self.all()
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(recipient)))
-            .collect()
-    }
-
-    /// Waits (up to 10 s) for the `n`-th message to `recipient` (1-based) and returns it.
-    pub async fn wait_for(&self, recipient: &str, n: usize) -> ReceivedMail {
-        for _ in 0..200 {
-            let mails = self.to(recipient);
-            if mails.len() >= n {
-                return mails[n - 1].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "no mail #{n} to {recipient} within 10 s; got {:?}",
-            self.all().len()
-        );
-    }
 }
 
 /// The stop signal of a spawned server and its task.
@@ -465,143 +331,6 @@ impl TestApp {
         }
     }
 }
-
-/// A REST answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Reply {
-    /// Asserts the status and returns self, printing the body on mismatch.
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Self {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        self
-    }
-
-    /// Asserts the legacy error shape with this `type`.
-    #[track_caller]
-    pub fn expect_error(self, status: u16, kind: &str) -> Self {
-        let me = self.expect(status);
-        assert_eq!(me.body["type"], json!([kind]), "body: {}", me.text);
-        assert!(
-            me.body["message"].as_array().is_some_and(|m| !m.is_empty()),
-            "body: {}",
-            me.text
-        );
-        me
-    }
-}
-
-impl TestApp {
-    /// Waits (at most 10 s) until every mail the app queued was delivered or given up on.
-    pub async fn mail_drained(&self) {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.services.accounts.mailer().drained(),
-        )
-        .await
-        .expect("the mail queue did not drain");
-    }
-
-    /// Sends a REST request; `token` goes out as `Authorization: Token …`.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Token {token}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(body), None).await
-    }
-
-    pub async fn get_auth(&self, path: &str, token: &str) -> Reply {
-        self.call(Method::GET, path, None, Some(token)).await
-    }
-
-    /// A gRPC AuthService client.
-    pub async fn auth_client(&self) -> AuthServiceClient<tonic::transport::Channel> {
-        AuthServiceClient::connect(self.base.clone())
-            .await
-            .expect("grpc connect")
-    }
-
-    /// A gRPC VideoService client.
-    pub async fn video_client(&self) -> VideoServiceClient<tonic::transport::Channel> {
-        VideoServiceClient::connect(self.base.clone())
-            .await
-            .expect("grpc connect")
-    }
-
-    /// Registers `email` over REST, activates it from the mailed link, and returns a login
-    /// token.
-    pub async fn active_user(&self, email: &str, password: &str) -> String {
-        self.post(
-            "/register/",
-            json!({"email": email, "password": password, "confirm_password": password}),
-        )
-        .await
-        .expect(201);
-        let mail = self.mail.wait_for(email, 1).await;
-        let (uid, token) = mail.link_parts("activate-account");
-        self.post("/activate-account/", json!({"uid": uid, "token": token}))
-            .await
-            .expect(200);
-        self.login(email, password).await
-    }
-
-    /// Logs in over REST and returns the access token.
-    pub async fn login(&self, email: &str, password: &str) -> String {
-        let reply = self
-            .post("/login/", json!({"email": email, "password": password}))
-            .await
-            .expect(200);
-        reply.body["token"].as_str().expect("token").to_owned()
-    }
-}
-
-/// Adds `authorization: Bearer …` to a gRPC request.
-pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("metadata"),
-    );
-    request
-}
-
-/// A strong password for tests.
-pub const PASSWORD: &str = "Tr1cky-Horse-Battery";
 
 #[test]
 fn only_test_names_over_a_day_old_are_cleaned_up() {

@@ -14,9 +14,13 @@
 
 mod accounts_grpc;
 mod accounts_rest;
+mod accounts_sessions;
 mod admin;
 mod backup;
 mod catalog;
+mod catalog_cache;
+mod catalog_lists;
+mod catalog_writes;
 mod cli;
 mod contract;
 mod helpers;
@@ -25,7 +29,12 @@ mod hostile;
 mod jobs;
 mod legacy;
 mod media;
+mod media_probe;
+mod media_transcode;
 mod pipeline;
+mod pipeline_grpc;
+mod pipeline_recovery;
+mod pipeline_uploads;
 mod platform;
 mod playback;
 mod store;

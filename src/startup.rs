@@ -37,57 +37,7 @@ impl Application {
         migrate: bool,
     ) -> anyhow::Result<Self> {
         let services = Services::connect(&settings, migrate).await?;
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<pb::auth_service_server::AuthServiceServer<AuthGrpc>>()
-            .await;
-        health
-            .set_serving::<pb::video_service_server::VideoServiceServer<VideoGrpc>>()
-            .await;
-        health
-            .set_serving::<pb::admin_service_server::AdminServiceServer<AdminGrpc>>()
-            .await;
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        };
-        let auth = AuthGrpc::new(services.accounts.clone(), settings.trust_proxy_headers);
-        let playback = Playback::new(
-            services.catalog.clone(),
-            services.pipeline.hub().clone(),
-            settings.media_dir.clone(),
-            MediaSigner::new(settings.signing_secret()),
-            settings.public_url.clone(),
-        );
-        let video = VideoGrpc::new(
-            services.catalog.clone(),
-            services.pipeline.clone(),
-            playback,
-        );
-        let admin = AdminGrpc::new(services.admin.clone());
-        // Every call is authenticated once, here, before its handler runs.
-        let authn = Authn::new(
-            services.accounts.clone(),
-            services.catalog.clone(),
-            settings.trust_proxy_headers,
-        );
-        let routes = Routes::new(authn.wrap(
-            Gate::Optional,
-            pb::auth_service_server::AuthServiceServer::new(auth),
-        ))
-        .add_service(authn.wrap(
-            Gate::Throttled,
-            pb::video_service_server::VideoServiceServer::new(video),
-        ))
-        .add_service(authn.wrap(
-            Gate::Throttled,
-            pb::admin_service_server::AdminServiceServer::new(admin),
-        ))
-        .add_service(health_service)
-        .add_service(reflection().build_v1().context("reflection v1")?)
-        .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
-        .prepare();
+        let (health, routes) = grpc_routes(&settings, &services).await?;
         let router = web::app(&settings, routes, services.clone())?;
         let listener = TcpListener::bind(addr)
             .await
@@ -96,19 +46,7 @@ impl Application {
         let workers = settings
             .runs_worker()
             .then_some(settings.worker_concurrency);
-        let limits = crate::serve::ConnectionLimits {
-            max_connections: settings.max_connections.max(1),
-            // Behind a trusted proxy every connection comes from the proxy: a per-address
-            // limit would be one limit for all users (per-client limits are the rate limits).
-            max_per_address: if settings.trust_proxy_headers {
-                usize::MAX
-            } else {
-                settings.max_connections_per_address.max(1)
-            },
-            header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
-            http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
-            idle_timeout: Duration::from_secs(settings.idle_timeout.max(1)),
-        };
+        let limits = connection_limits(&settings);
         Ok(Self {
             listener,
             router,
@@ -230,4 +168,80 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The gRPC services, each behind the authentication layer, with health and reflection.
+async fn grpc_routes(
+    settings: &Settings,
+    services: &Services,
+) -> anyhow::Result<(HealthReporter, Routes)> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::auth_service_server::AuthServiceServer<AuthGrpc>>()
+        .await;
+    health
+        .set_serving::<pb::video_service_server::VideoServiceServer<VideoGrpc>>()
+        .await;
+    health
+        .set_serving::<pb::admin_service_server::AdminServiceServer<AdminGrpc>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let auth = AuthGrpc::new(services.accounts.clone(), settings.trust_proxy_headers);
+    let playback = Playback::new(
+        services.catalog.clone(),
+        services.pipeline.hub().clone(),
+        settings.media_dir.clone(),
+        MediaSigner::new(settings.signing_secret()),
+        settings.public_url.clone(),
+    );
+    let video = VideoGrpc::new(
+        services.catalog.clone(),
+        services.pipeline.clone(),
+        playback,
+    );
+    let admin = AdminGrpc::new(services.admin.clone());
+    // Every call is authenticated once, here, before its handler runs.
+    let authn = Authn::new(
+        services.accounts.clone(),
+        services.catalog.clone(),
+        settings.trust_proxy_headers,
+    );
+    let routes = Routes::new(authn.wrap(
+        Gate::Optional,
+        pb::auth_service_server::AuthServiceServer::new(auth),
+    ))
+    .add_service(authn.wrap(
+        Gate::Throttled,
+        pb::video_service_server::VideoServiceServer::new(video),
+    ))
+    .add_service(authn.wrap(
+        Gate::Throttled,
+        pb::admin_service_server::AdminServiceServer::new(admin),
+    ))
+    .add_service(health_service)
+    .add_service(reflection().build_v1().context("reflection v1")?)
+    .add_service(reflection().build_v1alpha().context("reflection v1alpha")?)
+    .prepare();
+    Ok((health, routes))
+}
+
+/// How many connections the server holds and how long it waits for them.
+fn connection_limits(settings: &Settings) -> crate::serve::ConnectionLimits {
+    crate::serve::ConnectionLimits {
+        max_connections: settings.max_connections.max(1),
+        // Behind a trusted proxy every connection comes from the proxy: a per-address
+        // limit would be one limit for all users (per-client limits are the rate limits).
+        max_per_address: if settings.trust_proxy_headers {
+            usize::MAX
+        } else {
+            settings.max_connections_per_address.max(1)
+        },
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
+        http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
+        idle_timeout: Duration::from_secs(settings.idle_timeout.max(1)),
+    }
 }

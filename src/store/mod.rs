@@ -48,6 +48,7 @@ mod admin;
 mod backup;
 mod columns;
 mod jobs;
+mod listing;
 mod sessions;
 mod timestamp;
 mod transcodes;
@@ -58,11 +59,12 @@ mod videos;
 pub use admin::UserFilter;
 pub use backup::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo};
 pub use jobs::{ExportRow, JobRow, JobRunRow};
+pub use listing::{UserStateRows, VideoFilter, VideoPage, VideoQuery};
 pub use sessions::{RefreshUse, SessionRecord};
 pub use transcodes::{Claim, TranscodeClaim};
 pub(crate) use users::USER_COLUMNS;
 pub use users::{NewUser, ProfileUpdate, UserRecord};
-pub use videos::{UserStateRows, VideoFilter, VideoPage, VideoQuery, VideoRecord};
+pub use videos::VideoRecord;
 
 /// What a failed statement means for the caller: a unique-constraint violation becomes
 /// `taken` (e-mail taken, name in use), anything else stays a database error. The one place

@@ -99,7 +99,7 @@ pub(crate) async fn list_videos(
 ) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| bad("query", &e.body_text()))?;
     let read = Conditional::new(&gw.renders, &headers, &uri);
-    let mut request = pb::ListVideosRequest {
+    let request = pb::ListVideosRequest {
         genre: genre_value(p.genre.as_deref()),
         language: language_value(p.language.as_deref()),
         uploaded_by: parse_i64(p.uploaded_by.as_deref(), "uploaded_by")?.unwrap_or(0),
@@ -116,80 +116,94 @@ pub(crate) async fn list_videos(
     let page_size = parse_i64(p.page_size.as_deref(), "page_size")?;
     let page = parse_i64(p.page.as_deref(), "page")?;
     match page_size {
-        Some(size) => {
-            let page = page.unwrap_or(1);
-            if page < 1 {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "Invalid page.",
-                ));
-            }
-            // The service applies its page-size rules (default, maximum, no negatives).
-            request.page_size = i32::try_from(size).unwrap_or(if size < 0 { -1 } else { i32::MAX });
-            request.page = i32::try_from(page).unwrap_or(i32::MAX);
-            request.if_none_match = read.if_none_match();
-            let r = gw
-                .video()
-                .list_videos(fwd.request(request))
-                .await?
-                .into_inner();
-            if r.not_modified {
-                return Ok(read.respond(Answer::<()>::NotModified(r.etag)));
-            }
-            if r.videos.is_empty() && page > 1 {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "Invalid page.",
-                ));
-            }
-            let dto = VideoPageDto {
-                count: r.total_size,
-                next: (!r.next_page_token.is_empty())
-                    .then(|| page_url(&gw.public_base, &uri, page + 1)),
-                previous: (page > 1).then(|| page_url(&gw.public_base, &uri, page - 1)),
-                results: r.videos.into_iter().map(VideoDto::from).collect(),
-            };
-            Ok(read.respond(Answer::Fresh(r.etag, dto)))
-        }
-        None => {
-            if page.is_some() {
-                return Err(bad("page", "page needs page_size."));
-            }
-            // The legacy API answers the whole list: follow the cursor to the end. Only a
-            // one-page answer is conditional (its etag covers all of it).
-            request.page_size = 100;
-            let first = gw
-                .video()
-                .list_videos(fwd.request(pb::ListVideosRequest {
-                    if_none_match: read.if_none_match(),
-                    ..request.clone()
-                }))
-                .await?
-                .into_inner();
-            if first.not_modified {
-                return Ok(read.respond(Answer::<()>::NotModified(first.etag)));
-            }
-            if first.next_page_token.is_empty() {
-                let all: Vec<VideoDto> = first.videos.into_iter().map(VideoDto::from).collect();
-                return Ok(read.respond(Answer::Fresh(first.etag, all)));
-            }
-            let all = more_pages(first.videos, first.next_page_token, |token| {
-                let mut client = gw.video();
-                let request = fwd.continued(pb::ListVideosRequest {
-                    page_token: token,
-                    ..request.clone()
-                });
-                async move {
-                    let r = client.list_videos(request).await?.into_inner();
-                    Ok((r.videos, r.next_page_token))
-                }
-            })
-            .await?;
-            Ok(read.respond(Answer::Fresh(String::new(), all)))
-        }
+        Some(size) => one_page(&gw, &fwd, &uri, read, request, size, page.unwrap_or(1)).await,
+        None if page.is_some() => Err(bad("page", "page needs page_size.")),
+        None => whole_list(&gw, &fwd, read, request).await,
     }
+}
+
+/// DRF's `{count, next, previous, results}` for page `page` of `size`.
+async fn one_page(
+    gw: &Gateway,
+    fwd: &Forward,
+    uri: &Uri,
+    read: Conditional,
+    mut request: pb::ListVideosRequest,
+    size: i64,
+    page: i64,
+) -> ApiResult<Response> {
+    if page < 1 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Invalid page.",
+        ));
+    }
+    // The service applies its page-size rules (default, maximum, no negatives).
+    request.page_size = i32::try_from(size).unwrap_or(if size < 0 { -1 } else { i32::MAX });
+    request.page = i32::try_from(page).unwrap_or(i32::MAX);
+    request.if_none_match = read.if_none_match();
+    let r = gw
+        .video()
+        .list_videos(fwd.request(request))
+        .await?
+        .into_inner();
+    if r.not_modified {
+        return Ok(read.respond(Answer::<()>::NotModified(r.etag)));
+    }
+    if r.videos.is_empty() && page > 1 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Invalid page.",
+        ));
+    }
+    let dto = VideoPageDto {
+        count: r.total_size,
+        next: (!r.next_page_token.is_empty()).then(|| page_url(&gw.public_base, uri, page + 1)),
+        previous: (page > 1).then(|| page_url(&gw.public_base, uri, page - 1)),
+        results: r.videos.into_iter().map(VideoDto::from).collect(),
+    };
+    Ok(read.respond(Answer::Fresh(r.etag, dto)))
+}
+
+/// The legacy API's whole list: the cursor followed to the end. Only a one-page answer is
+/// conditional (its etag covers all of it).
+async fn whole_list(
+    gw: &Gateway,
+    fwd: &Forward,
+    read: Conditional,
+    mut request: pb::ListVideosRequest,
+) -> ApiResult<Response> {
+    request.page_size = 100;
+    let first = gw
+        .video()
+        .list_videos(fwd.request(pb::ListVideosRequest {
+            if_none_match: read.if_none_match(),
+            ..request.clone()
+        }))
+        .await?
+        .into_inner();
+    if first.not_modified {
+        return Ok(read.respond(Answer::<()>::NotModified(first.etag)));
+    }
+    if first.next_page_token.is_empty() {
+        let all: Vec<VideoDto> = first.videos.into_iter().map(VideoDto::from).collect();
+        return Ok(read.respond(Answer::Fresh(first.etag, all)));
+    }
+    let all = more_pages(first.videos, first.next_page_token, |token| {
+        let mut client = gw.video();
+        let request = fwd.continued(pb::ListVideosRequest {
+            page_token: token,
+            ..request.clone()
+        });
+        async move {
+            let r = client.list_videos(request).await?.into_inner();
+            Ok((r.videos, r.next_page_token))
+        }
+    })
+    .await?;
+    Ok(read.respond(Answer::Fresh(String::new(), all)))
 }
 
 /// One video.

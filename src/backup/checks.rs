@@ -151,22 +151,11 @@ pub(super) fn check_user(entry: &UserEntry, report: &mut Reporter<'_>) -> Option
     })
 }
 
+/// A video entry by the API's rules, its paths inside `MEDIA_DIR`: `None` when a check failed
+/// (each failure reported).
 pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Option<ImportedVideo> {
     let id = report.parsed("id", VideoId::parse(entry.id, "id"));
-    let meta = VideoMeta::parse(&RawVideoMeta {
-        title: &entry.title,
-        description: &entry.description,
-        author: &entry.author,
-        genre: entry.genre.as_deref().unwrap_or(""),
-        language: entry.language.as_deref().unwrap_or(""),
-    });
-    let meta = match meta {
-        Ok(meta) => Some(meta),
-        Err(errors) => {
-            errors.into_iter().for_each(|e| report.domain(e));
-            None
-        }
-    };
+    let meta = check_meta(entry, report);
     let uploaded_at = report.time("uploaded_at", &entry.uploaded_at);
     let updated_at = match &entry.updated_at {
         Some(raw) => report.time("updated_at", raw),
@@ -178,6 +167,48 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
     if !(entry.duration.is_finite() && (0.0..=MAX_DURATION).contains(&entry.duration)) {
         report.field("duration", "must be between 0 and 604800 seconds");
     }
+    let status = check_status(entry, report);
+    if entry.status_reason.chars().count() > 1000 {
+        report.field("status_reason", "longer than 1000 characters");
+    }
+    check_media(entry, report);
+    if report.failed() {
+        return None;
+    }
+    let checked = CheckedVideo {
+        id: id?,
+        meta: meta?,
+        uploaded_by: match uploaded_by {
+            Some(parsed) => Some(parsed?),
+            None => None,
+        },
+        uploaded_at: uploaded_at?,
+        updated_at: updated_at?,
+        status: status?,
+    };
+    Some(imported_video(entry, checked))
+}
+
+/// The title, description, author, genre and language, by the API's own rules.
+fn check_meta(entry: &VideoEntry, report: &mut Reporter<'_>) -> Option<VideoMeta> {
+    let meta = VideoMeta::parse(&RawVideoMeta {
+        title: &entry.title,
+        description: &entry.description,
+        author: &entry.author,
+        genre: entry.genre.as_deref().unwrap_or(""),
+        language: entry.language.as_deref().unwrap_or(""),
+    });
+    match meta {
+        Ok(meta) => Some(meta),
+        Err(errors) => {
+            errors.into_iter().for_each(|e| report.domain(e));
+            None
+        }
+    }
+}
+
+/// The status as written, else (files without one) ready when there is media, pending when not.
+fn check_status(entry: &VideoEntry, report: &mut Reporter<'_>) -> Option<VideoStatus> {
     let has_media = [
         &entry.video_file_hd360,
         &entry.video_file_hd480,
@@ -187,7 +218,7 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
     .iter()
     .any(|p| !p.is_empty())
         || !entry.renditions.is_empty();
-    let status = match &entry.status {
+    match &entry.status {
         Some(raw) => match raw.parse::<VideoStatus>() {
             Ok(status) => Some(status),
             Err(()) => {
@@ -197,10 +228,11 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
         },
         None if has_media => Some(VideoStatus::Ready),
         None => Some(VideoStatus::Pending),
-    };
-    if entry.status_reason.chars().count() > 1000 {
-        report.field("status_reason", "longer than 1000 characters");
     }
+}
+
+/// Every media path of the video and its renditions, and the renditions' names and sizes.
+fn check_media(entry: &VideoEntry, report: &mut Reporter<'_>) {
     for (field, path) in [
         ("video_file", &entry.video_file),
         ("poster", &entry.poster),
@@ -216,10 +248,21 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
     for (i, r) in entry.renditions.iter().enumerate() {
         check_rendition(r, i, report);
     }
-    if report.failed() {
-        return None;
-    }
-    let meta = meta?;
+}
+
+/// The fields of a video entry that its checks parsed, once every check passed.
+struct CheckedVideo {
+    id: VideoId,
+    meta: VideoMeta,
+    uploaded_by: Option<UserId>,
+    uploaded_at: Timestamp,
+    updated_at: Timestamp,
+    status: VideoStatus,
+}
+
+/// The row to write: the checked fields, the rest of `entry` as it stands.
+fn imported_video(entry: &VideoEntry, checked: CheckedVideo) -> ImportedVideo {
+    let meta = checked.meta;
     let search_text = meta.search_text();
     let mut rungs = RungFiles::default();
     for (rung, path) in [
@@ -230,25 +273,22 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
     ] {
         rungs.set(rung, path.clone());
     }
-    Some(ImportedVideo {
+    ImportedVideo {
         record: VideoRecord {
-            id: id?,
+            id: checked.id,
             title: meta.title,
             description: meta.description,
             author: meta.author,
             genre: meta.genre,
             language: meta.language,
-            uploaded_by: match uploaded_by {
-                Some(parsed) => Some(parsed?),
-                None => None,
-            },
+            uploaded_by: checked.uploaded_by,
             uploader_email: None,
             uploader_phone: None,
             uploader_address: None,
-            uploaded_at: uploaded_at?,
-            updated_at: updated_at?,
+            uploaded_at: checked.uploaded_at,
+            updated_at: checked.updated_at,
             duration: entry.duration,
-            status: status?,
+            status: checked.status,
             status_reason: entry.status_reason.clone(),
             media: Media {
                 video_file: entry.video_file.clone(),
@@ -260,7 +300,7 @@ pub(super) fn check_video(entry: &VideoEntry, report: &mut Reporter<'_>) -> Opti
             },
         },
         search_text,
-    })
+    }
 }
 
 fn check_rendition(r: &StoredRendition, i: usize, report: &mut Reporter<'_>) {

@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     checks::{Reporter, check_favorite, check_progress, check_user, check_video},
-    format::{ExportFile, FULL_FORMAT, FULL_VERSION, UserEntry, VideoEntry},
+    format::{
+        ExportFile, FULL_FORMAT, FULL_VERSION, FavoriteEntry, ProgressEntry, UserEntry, VideoEntry,
+    },
 };
 use crate::{
     domain::{Timestamp, UserId, VideoId},
     error::AppResult,
-    store::{ExportedProgress, ImportWrites, Store},
+    store::{ExportedFavorite, ExportedProgress, ImportWrites, ImportedVideo, Store, UserRecord},
 };
 
 /// One bad record.
@@ -87,48 +89,165 @@ pub(crate) async fn plan(
     bytes: &[u8],
     user_map: &HashMap<i64, i64>,
 ) -> anyhow::Result<Result<Plan, Vec<RecordError>>> {
-    let file = match serde_json::from_slice::<ExportFile>(bytes) {
+    let file = match parse_file(bytes) {
         Ok(file) => file,
-        Err(e) => {
-            return Ok(Err(vec![RecordError {
-                section: "file",
-                index: 0,
-                id: None,
-                field: "json".into(),
-                reason: format!("not a video export (an array of videos or a full document): {e}"),
-            }]));
-        }
+        Err(error) => return Ok(Err(vec![error])),
     };
-    let (users, videos, favorites, progress) = match file {
-        ExportFile::Videos(videos) => (Vec::new(), videos, Vec::new(), Vec::new()),
-        ExportFile::Full(doc) => {
-            if doc.format != FULL_FORMAT || doc.version != FULL_VERSION {
-                return Ok(Err(vec![RecordError {
-                    section: "file",
-                    index: 0,
-                    id: None,
-                    field: "format".into(),
-                    reason: format!(
-                        "expected format \"{FULL_FORMAT}\" version {FULL_VERSION}, found \"{}\" \
-                         version {}",
-                        doc.format, doc.version
-                    ),
-                }]));
-            }
-            (doc.users, doc.videos, doc.favorites, doc.watch_progress)
-        }
-    };
-
     let existing = Existing::load(store).await?;
     let mut errors = Vec::new();
-    let mut writes = ImportWrites::default();
-    let mut preview = Preview::default();
 
     // Accounts first: videos, favorites and progress may name the file's accounts.
+    let (file_users, users) = plan_users(&file.users, &existing, &mut errors);
+    let user_exists =
+        |id: UserId| file_users.contains(&id.get()) || existing.users.contains_key(&id);
+    let (file_videos, videos) =
+        plan_videos(&file.videos, &existing, user_map, &user_exists, &mut errors);
+    let video_exists =
+        |id: VideoId| file_videos.contains(&id.get()) || existing.video_ids.contains(&id);
+    let favorites = plan_favorites(
+        &file.favorites,
+        &existing,
+        &user_exists,
+        &video_exists,
+        &mut errors,
+    );
+    let progress = plan_progress(
+        &file.progress,
+        &existing,
+        &user_exists,
+        &video_exists,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    Ok(Ok(Plan {
+        writes: ImportWrites {
+            users: users.rows,
+            videos: videos.rows,
+            favorites: favorites.rows,
+            progress: progress.rows,
+        },
+        preview: Preview {
+            videos: videos.counts,
+            users: users.counts,
+            favorites: favorites.counts,
+            progress: progress.counts,
+        },
+    }))
+}
+
+/// The records of a file by section; a video array (the original's format) has only videos.
+struct FileSections {
+    users: Vec<UserEntry>,
+    videos: Vec<VideoEntry>,
+    favorites: Vec<FavoriteEntry>,
+    progress: Vec<ProgressEntry>,
+}
+
+/// Reads either format; a file that is not JSON of one, or a full document of another format or
+/// version, is the one `file` error that stops the import before any record is checked.
+fn parse_file(bytes: &[u8]) -> Result<FileSections, RecordError> {
+    let file_error = |field: &str, reason: String| RecordError {
+        section: "file",
+        index: 0,
+        id: None,
+        field: field.into(),
+        reason,
+    };
+    let file = serde_json::from_slice::<ExportFile>(bytes).map_err(|e| {
+        file_error(
+            "json",
+            format!("not a video export (an array of videos or a full document): {e}"),
+        )
+    })?;
+    match file {
+        ExportFile::Videos(videos) => Ok(FileSections {
+            users: Vec::new(),
+            videos,
+            favorites: Vec::new(),
+            progress: Vec::new(),
+        }),
+        ExportFile::Full(doc) if doc.format != FULL_FORMAT || doc.version != FULL_VERSION => {
+            Err(file_error(
+                "format",
+                format!(
+                    "expected format \"{FULL_FORMAT}\" version {FULL_VERSION}, found \"{}\" \
+                     version {}",
+                    doc.format, doc.version
+                ),
+            ))
+        }
+        ExportFile::Full(doc) => Ok(FileSections {
+            users: doc.users,
+            videos: doc.videos,
+            favorites: doc.favorites,
+            progress: doc.watch_progress,
+        }),
+    }
+}
+
+/// How a record of the file compares with what the database holds under its key.
+#[derive(Clone, Copy)]
+enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Change {
+    /// `new` (in the exported form) against `old`, the database's row with the same key.
+    fn of<E: PartialEq>(old: Option<&E>, new: &E) -> Self {
+        match old {
+            None => Self::Created,
+            Some(old) if old == new => Self::Unchanged,
+            Some(_) => Self::Updated,
+        }
+    }
+}
+
+/// What one section adds to the plan: the rows to write (created or updated) and the counts.
+struct Section<T> {
+    rows: Vec<T>,
+    counts: Counts,
+}
+
+impl<T> Section<T> {
+    fn new() -> Self {
+        Self {
+            rows: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Counts `row`, keeping it for the write unless it changes nothing.
+    fn add(&mut self, row: T, change: Change) {
+        match change {
+            Change::Created => {
+                self.counts.created += 1;
+                self.rows.push(row);
+            }
+            Change::Updated => {
+                self.counts.updated += 1;
+                self.rows.push(row);
+            }
+            Change::Unchanged => self.counts.unchanged += 1,
+        }
+    }
+}
+
+/// Checks the accounts, each e-mail unique in the file and here. Returns every id the file
+/// names (bad records included, so their references are not reported twice) and the section.
+fn plan_users(
+    users: &[UserEntry],
+    existing: &Existing,
+    errors: &mut Vec<RecordError>,
+) -> (HashSet<i64>, Section<UserRecord>) {
+    let mut section = Section::new();
     let mut file_users = HashSet::new();
     let mut file_emails = HashMap::new();
     for (index, entry) in users.iter().enumerate() {
-        let mut report = Reporter::new(&mut errors, "users", index, Some(entry.id));
+        let mut report = Reporter::new(errors, "users", index, Some(entry.id));
         if !file_users.insert(entry.id) {
             report.field("id", "appears twice in the file");
         }
@@ -149,25 +268,25 @@ pub(crate) async fn plan(
         if report.failed() {
             continue;
         }
-        let canonical = UserEntry::from_record(&user);
-        match existing.users.get(&user.id) {
-            None => {
-                preview.users.created += 1;
-                writes.users.push(user);
-            }
-            Some(old) if *old == canonical => preview.users.unchanged += 1,
-            Some(_) => {
-                preview.users.updated += 1;
-                writes.users.push(user);
-            }
-        }
+        let change = Change::of(existing.users.get(&user.id), &UserEntry::from_record(&user));
+        section.add(user, change);
     }
-    let user_exists =
-        |id: UserId| file_users.contains(&id.get()) || existing.users.contains_key(&id);
+    (file_users, section)
+}
 
+/// Checks the videos, their uploaders mapped by `user_map` and required to exist. Returns every
+/// id the file names (bad records included) and the section.
+fn plan_videos(
+    videos: &[VideoEntry],
+    existing: &Existing,
+    user_map: &HashMap<i64, i64>,
+    user_exists: &impl Fn(UserId) -> bool,
+    errors: &mut Vec<RecordError>,
+) -> (HashSet<i64>, Section<ImportedVideo>) {
+    let mut section = Section::new();
     let mut file_videos = HashSet::new();
     for (index, entry) in videos.iter().enumerate() {
-        let mut report = Reporter::new(&mut errors, "videos", index, Some(entry.id));
+        let mut report = Reporter::new(errors, "videos", index, Some(entry.id));
         if !file_videos.insert(entry.id) {
             report.field("id", "appears twice in the file");
         }
@@ -189,71 +308,66 @@ pub(crate) async fn plan(
                 continue;
             }
         }
-        let canonical = VideoEntry::from_record(&video.record);
-        match existing.videos.get(&video.record.id) {
-            None => {
-                preview.videos.created += 1;
-                writes.videos.push(video);
-            }
-            Some(old) if *old == canonical => preview.videos.unchanged += 1,
-            Some(_) => {
-                preview.videos.updated += 1;
-                writes.videos.push(video);
-            }
-        }
+        let change = Change::of(
+            existing.videos.get(&video.record.id),
+            &VideoEntry::from_record(&video.record),
+        );
+        section.add(video, change);
     }
-    let video_exists =
-        |id: VideoId| file_videos.contains(&id.get()) || existing.video_ids.contains(&id);
+    (file_videos, section)
+}
 
+/// Checks the favorites: both ends must exist, each pair once in the file.
+fn plan_favorites(
+    favorites: &[FavoriteEntry],
+    existing: &Existing,
+    user_exists: &impl Fn(UserId) -> bool,
+    video_exists: &impl Fn(VideoId) -> bool,
+    errors: &mut Vec<RecordError>,
+) -> Section<ExportedFavorite> {
+    let mut section = Section::new();
     let mut seen = HashSet::new();
     for (index, entry) in favorites.iter().enumerate() {
-        let mut report = Reporter::new(&mut errors, "favorites", index, None);
-        let Some(row) = check_favorite(entry, &mut report, &user_exists, &video_exists) else {
+        let mut report = Reporter::new(errors, "favorites", index, None);
+        let Some(row) = check_favorite(entry, &mut report, user_exists, video_exists) else {
             continue;
         };
         if !seen.insert((row.user_id, row.video_id)) {
             report.field("video_id", "this favorite appears twice in the file");
             continue;
         }
-        match existing.favorites.get(&(row.user_id, row.video_id)) {
-            None => {
-                preview.favorites.created += 1;
-                writes.favorites.push(row);
-            }
-            Some(old) if *old == row.created_at => preview.favorites.unchanged += 1,
-            Some(_) => {
-                preview.favorites.updated += 1;
-                writes.favorites.push(row);
-            }
-        }
+        let change = Change::of(
+            existing.favorites.get(&(row.user_id, row.video_id)),
+            &row.created_at,
+        );
+        section.add(row, change);
     }
+    section
+}
+
+/// Checks the watch progress: both ends must exist, each pair once in the file.
+fn plan_progress(
+    progress: &[ProgressEntry],
+    existing: &Existing,
+    user_exists: &impl Fn(UserId) -> bool,
+    video_exists: &impl Fn(VideoId) -> bool,
+    errors: &mut Vec<RecordError>,
+) -> Section<ExportedProgress> {
+    let mut section = Section::new();
     let mut seen = HashSet::new();
     for (index, entry) in progress.iter().enumerate() {
-        let mut report = Reporter::new(&mut errors, "watch_progress", index, None);
-        let Some(row) = check_progress(entry, &mut report, &user_exists, &video_exists) else {
+        let mut report = Reporter::new(errors, "watch_progress", index, None);
+        let Some(row) = check_progress(entry, &mut report, user_exists, video_exists) else {
             continue;
         };
         if !seen.insert((row.user_id, row.video_id)) {
             report.field("video_id", "this progress appears twice in the file");
             continue;
         }
-        match existing.progress.get(&(row.user_id, row.video_id)) {
-            None => {
-                preview.progress.created += 1;
-                writes.progress.push(row);
-            }
-            Some(old) if *old == row => preview.progress.unchanged += 1,
-            Some(_) => {
-                preview.progress.updated += 1;
-                writes.progress.push(row);
-            }
-        }
+        let change = Change::of(existing.progress.get(&(row.user_id, row.video_id)), &row);
+        section.add(row, change);
     }
-    if errors.is_empty() {
-        Ok(Ok(Plan { writes, preview }))
-    } else {
-        Ok(Err(errors))
-    }
+    section
 }
 
 /// What the database holds now, in the exported form, to tell created, updated and unchanged.

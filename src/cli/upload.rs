@@ -7,7 +7,11 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncReadExt as _;
 use tokio_stream::StreamExt as _;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 
 use crate::grpc::pb::{
     self, auth_service_client::AuthServiceClient, upload_video_request::Payload,
@@ -62,20 +66,61 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.server))?;
+    let bearer = bearer(&args, &channel).await?;
+    let mut client = VideoServiceClient::new(channel);
+    let video = upload(&mut client, &args, &bearer).await?;
+    println!("uploaded: video {} \"{}\"", video.id, video.title);
+    if args.no_wait {
+        return Ok(());
+    }
+    follow_transcode(&mut client, video.id, bearer).await
+}
+
+/// The `authorization` value: `--token`, else the token of logging in as `--email`.
+async fn bearer(args: &UploadArgs, channel: &Channel) -> anyhow::Result<MetadataValue<Ascii>> {
     let token = match (&args.token, &args.email) {
         (Some(token), _) => token.clone(),
         (None, Some(email)) => login(channel.clone(), email).await?,
         (None, None) => bail!("give --token (or VIDEOFLIX_TOKEN) or --email"),
     };
-    let bearer: MetadataValue<_> = format!("Bearer {token}")
+    format!("Bearer {token}")
         .parse()
-        .context("the token is not a valid header value")?;
-    let mut client = VideoServiceClient::new(channel);
+        .context("the token is not a valid header value")
+}
 
-    let mut file = tokio::fs::File::open(&args.file)
+/// Streams the header, then the file, with a progress bar; the video the server created.
+async fn upload(
+    client: &mut VideoServiceClient<Channel>,
+    args: &UploadArgs,
+    bearer: &MetadataValue<Ascii>,
+) -> anyhow::Result<pb::Video> {
+    let file = tokio::fs::File::open(&args.file)
         .await
         .with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata().await?.len();
+    let header = upload_header(args, size)?;
+    let bar = progress_bar(
+        size,
+        "uploading   [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let reader = tokio::spawn(send_file(file, header, tx, bar.clone()));
+    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    let response = client.upload_video(request).await;
+    reader.await.context("reading the file")??;
+    bar.finish();
+    response
+        .map_err(describe)?
+        .into_inner()
+        .video
+        .context("the server answered no video")
+}
+
+/// The first message of the upload: the video's metadata and the file's name and size.
+fn upload_header(args: &UploadArgs, size: u64) -> anyhow::Result<pb::UploadVideoRequest> {
     let genre = enum_value(&args.genre, pb::Genre::from_str_name, "GENRE_", "genre")?;
     let language = enum_value(
         &args.language,
@@ -83,7 +128,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
         "LANGUAGE_",
         "language",
     )?;
-    let header = pb::UploadVideoRequest {
+    Ok(pb::UploadVideoRequest {
         payload: Some(Payload::Header(pb::UploadHeader {
             metadata: Some(pb::VideoMetadata {
                 title: args.title.clone(),
@@ -99,60 +144,46 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             size_bytes: i64::try_from(size).unwrap_or(0),
         })),
-    };
-    let bar = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template(
-            "uploading   [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let reader_bar = bar.clone();
-    let reader = tokio::spawn(async move {
-        if tx.send(header).await.is_err() {
-            return Ok(());
-        }
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<(), std::io::Error>(());
-            }
-            buf.truncate(n);
-            reader_bar.inc(n as u64);
-            let message = pb::UploadVideoRequest {
-                payload: Some(Payload::Chunk(buf)),
-            };
-            if tx.send(message).await.is_err() {
-                return Ok(());
-            }
-        }
-    });
-    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    request
-        .metadata_mut()
-        .insert("authorization", bearer.clone());
-    let response = client.upload_video(request).await;
-    reader.await.context("reading the file")??;
-    bar.finish();
-    let video = response
-        .map_err(describe)?
-        .into_inner()
-        .video
-        .context("the server answered no video")?;
-    println!("uploaded: video {} \"{}\"", video.id, video.title);
-    if args.no_wait {
+    })
+}
+
+/// Sends `header`, then the file in [`CHUNK`]s, advancing `bar`. A closed channel means the
+/// request has ended (the server's answer says why), so the send stops without an error.
+async fn send_file(
+    mut file: tokio::fs::File,
+    header: pb::UploadVideoRequest,
+    tx: tokio::sync::mpsc::Sender<pb::UploadVideoRequest>,
+    bar: ProgressBar,
+) -> std::io::Result<()> {
+    if tx.send(header).await.is_err() {
         return Ok(());
     }
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.truncate(n);
+        bar.inc(n as u64);
+        let message = pb::UploadVideoRequest {
+            payload: Some(Payload::Chunk(buf)),
+        };
+        if tx.send(message).await.is_err() {
+            return Ok(());
+        }
+    }
+}
 
-    let bar = ProgressBar::new(100).with_style(
-        ProgressStyle::with_template("transcoding [{bar:40}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+/// Follows the transcode of `video_id` with a progress bar until it is ready or has failed.
+async fn follow_transcode(
+    client: &mut VideoServiceClient<Channel>,
+    video_id: i64,
+    bearer: MetadataValue<Ascii>,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(100, "transcoding [{bar:40}] {pos:>3}% {msg}");
     bar.enable_steady_tick(Duration::from_millis(200));
-    let mut request = Request::new(pb::WatchTranscodeStatusRequest { video_id: video.id });
+    let mut request = Request::new(pb::WatchTranscodeStatusRequest { video_id });
     request.metadata_mut().insert("authorization", bearer);
     let mut events = client
         .watch_transcode_status(request)
@@ -166,7 +197,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
         match pb::VideoStatus::try_from(event.status) {
             Ok(pb::VideoStatus::Ready) => {
                 bar.finish_with_message("ready");
-                println!("video {} is ready", video.id);
+                println!("video {video_id} is ready");
                 return Ok(());
             }
             Ok(pb::VideoStatus::Failed) => {
@@ -178,6 +209,15 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
     }
     bar.abandon();
     bail!("the status stream ended before the video was ready")
+}
+
+/// A bar of `len` steps drawn by `template` (the default bar should the template not parse).
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    )
 }
 
 async fn login(channel: Channel, email: &str) -> anyhow::Result<String> {

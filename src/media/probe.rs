@@ -58,9 +58,62 @@ pub const DEFAULT_MAX_PIXELS: u64 = 7680 * 4320;
 /// frame is decoded (a tiny file can declare a huge picture and take gigabytes to decode).
 pub fn probe(path: &Path, max_pixels: u64) -> Result<Probe, MediaError> {
     super::init();
-    let not_video = |why: &str| MediaError::NotAVideo(why.to_owned());
     let mut input = super::open(path).map_err(|_| not_video("unknown or corrupt format"))?;
-    let (index, decoder_params, time_base, fps, rotation, stream_duration) = {
+    let stream = VideoStream::best(&input)?;
+    // Audio counts only if it can be decoded (else the video is kept, silent).
+    let has_audio = input.streams().best(media::Type::Audio).is_some_and(|s| {
+        codec::context::Context::from_parameters(s.parameters())
+            .and_then(|c| c.decoder().audio())
+            .is_ok()
+    });
+    let mut decoder = video_decoder(stream.parameters, stream.duration, max_pixels)?;
+    let codec_name = decoder
+        .codec()
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    let frame = first_frame(&mut input, &mut decoder, stream.index)?;
+    too_large(frame.width(), frame.height(), max_pixels)?;
+    let container = input.duration();
+    let duration = if container > 0 {
+        container as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
+    } else if stream.duration > 0 {
+        stream.duration as f64 * f64::from(stream.time_base)
+    } else {
+        0.0
+    };
+    if duration <= 0.0 {
+        return Err(not_video("no duration"));
+    }
+    Ok(Probe {
+        duration,
+        width: frame.width(),
+        height: frame.height(),
+        rotation: stream.rotation,
+        pixel_aspect: pixel_aspect(&frame),
+        fps: stream.fps.unwrap_or(25.0),
+        has_audio,
+        video_codec: codec_name,
+    })
+}
+
+/// A source refused by the probe, and why.
+fn not_video(why: &str) -> MediaError {
+    MediaError::NotAVideo(why.to_owned())
+}
+
+/// What the probe keeps of the best video stream, which itself borrows the input.
+struct VideoStream {
+    index: usize,
+    parameters: codec::Parameters,
+    time_base: ffmpeg::Rational,
+    fps: Option<f64>,
+    rotation: u32,
+    /// In `time_base` units; 0 or less when unknown.
+    duration: i64,
+}
+
+impl VideoStream {
+    fn best(input: &format::context::Input) -> Result<Self, MediaError> {
         let stream = input
             .streams()
             .best(media::Type::Video)
@@ -69,30 +122,29 @@ pub fn probe(path: &Path, max_pixels: u64) -> Result<Probe, MediaError> {
         // reports 1000), not frames.
         let sane = |r: Option<f64>| r.filter(|f| *f > 0.0 && *f <= 240.0);
         let fps = sane(rational(stream.avg_frame_rate())).or(sane(rational(stream.rate())));
-        (
-            stream.index(),
-            stream.parameters(),
-            stream.time_base(),
+        Ok(Self {
+            index: stream.index(),
+            parameters: stream.parameters(),
+            time_base: stream.time_base(),
             fps,
-            rotation(&stream),
-            stream.duration(),
-        )
-    };
-    // Audio counts only if it can be decoded (else the video is kept, silent).
-    let has_audio = input.streams().best(media::Type::Audio).is_some_and(|s| {
-        codec::context::Context::from_parameters(s.parameters())
-            .and_then(|c| c.decoder().audio())
-            .is_ok()
-    });
-    let mut decoder = codec::context::Context::from_parameters(decoder_params)
+            rotation: rotation(&stream),
+            duration: stream.duration(),
+        })
+    }
+}
+
+/// A decoder for the video stream, refused before any frame is decoded when its declared picture
+/// exceeds `max_pixels` or it is a still image (a JPEG renamed .mp4 demuxes as a one-frame
+/// "video").
+fn video_decoder(
+    parameters: codec::Parameters,
+    stream_duration: i64,
+    max_pixels: u64,
+) -> Result<codec::decoder::Video, MediaError> {
+    let decoder = codec::context::Context::from_parameters(parameters)
         .and_then(|c| c.decoder().video())
         .map_err(|_| not_video("no decoder for the video stream"))?;
     too_large(decoder.width(), decoder.height(), max_pixels)?;
-    let codec_name = decoder
-        .codec()
-        .map(|c| c.name().to_owned())
-        .unwrap_or_default();
-    // Still images (a JPEG renamed .mp4) demux as one-frame "videos".
     if matches!(
         decoder.id(),
         codec::Id::MJPEG | codec::Id::PNG | codec::Id::BMP | codec::Id::GIF | codec::Id::WEBP
@@ -100,6 +152,16 @@ pub fn probe(path: &Path, max_pixels: u64) -> Result<Probe, MediaError> {
     {
         return Err(not_video("a still image"));
     }
+    Ok(decoder)
+}
+
+/// The first frame of stream `index` within [`PROBE_PACKETS`] packets (then whatever the
+/// decoder still holds once drained): a file whose video does not decode is no video.
+fn first_frame(
+    input: &mut format::context::Input,
+    decoder: &mut codec::decoder::Video,
+    index: usize,
+) -> Result<frame::Video, MediaError> {
     let mut frame = frame::Video::empty();
     let mut decoded = false;
     for (stream, packet) in input.packets().take(PROBE_PACKETS) {
@@ -121,36 +183,19 @@ pub fn probe(path: &Path, max_pixels: u64) -> Result<Probe, MediaError> {
     if !decoded || frame.width() == 0 || frame.height() == 0 {
         return Err(not_video("no decodable video frame"));
     }
-    too_large(frame.width(), frame.height(), max_pixels)?;
-    let container = input.duration();
-    let duration = if container > 0 {
-        container as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
-    } else if stream_duration > 0 {
-        stream_duration as f64 * f64::from(time_base)
-    } else {
-        0.0
-    };
-    if duration <= 0.0 {
-        return Err(not_video("no duration"));
-    }
+    Ok(frame)
+}
+
+/// The frame's sample aspect ratio, 1:1 when it is unset or invalid.
+fn pixel_aspect(frame: &frame::Video) -> (u32, u32) {
     let sar = frame.aspect_ratio();
-    let pixel_aspect = match (
+    match (
         u32::try_from(sar.numerator()),
         u32::try_from(sar.denominator()),
     ) {
         (Ok(num), Ok(den)) if num > 0 && den > 0 => (num, den),
         _ => (1, 1),
-    };
-    Ok(Probe {
-        duration,
-        width: frame.width(),
-        height: frame.height(),
-        rotation,
-        pixel_aspect,
-        fps: fps.unwrap_or(25.0),
-        has_audio,
-        video_codec: codec_name,
-    })
+    }
 }
 
 fn rational(r: ffmpeg::Rational) -> Option<f64> {

@@ -175,7 +175,61 @@ impl Store {
     /// Writes an import in one transaction (all of it or none), then moves the id sequences
     /// past the highest ids so new rows never collide with imported ones.
     pub async fn apply_import(&self, writes: &ImportWrites) -> AppResult<()> {
-        let user_sql = format!(
+        // Accounts before videos and videos before favorites and progress: rows point at them.
+        let mut tx = ImportTx::begin(&self.backend).await?;
+        tx.upsert_users(&writes.users).await?;
+        tx.upsert_videos(&writes.videos).await?;
+        tx.upsert_favorites(&writes.favorites).await?;
+        tx.upsert_progress(&writes.progress).await?;
+        tx.advance_id_sequences().await?;
+        tx.commit().await?;
+        self.catalog_changed().await;
+        Ok(())
+    }
+}
+
+/// The import's open transaction on the store's backend; dropped uncommitted, it rolls back.
+enum ImportTx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, once per backend (as
+/// `on_pool!` does with pools), so each write is type-checked against both drivers.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            ImportTx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            ImportTx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl ImportTx {
+    async fn begin(backend: &Backend) -> AppResult<Self> {
+        Ok(match backend {
+            Backend::Postgres(pool) => Self::Postgres(pool.begin().await?),
+            Backend::Sqlite(pool) => Self::Sqlite(pool.begin().await?),
+        })
+    }
+
+    async fn commit(self) -> AppResult<()> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await?,
+            Self::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Inserts the accounts, or replaces every column of those whose id exists.
+    async fn upsert_users(&mut self, users: &[UserRecord]) -> AppResult<()> {
+        let sql = format!(
             "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
              password_hash = excluded.password_hash, is_active = excluded.is_active, \
@@ -183,10 +237,9 @@ impl Store {
              phone = excluded.phone, address = excluded.address, \
              created_at = excluded.created_at, last_login = excluded.last_login"
         );
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for u in &writes.users {
-                sqlx::query(sqlx::AssertSqlSafe(user_sql.as_str()))
+        on_tx!(self, conn => {
+            for u in users {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(u.id)
                     .bind(&u.email)
                     .bind(&u.password_hash)
@@ -197,10 +250,17 @@ impl Store {
                     .bind(&u.address)
                     .bind(u.created_at)
                     .bind(u.last_login)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
             }
-            for v in &writes.videos {
+        });
+        Ok(())
+    }
+
+    /// Inserts the videos, or replaces those whose id exists ([`IMPORT_VIDEO_SQL`]).
+    async fn upsert_videos(&mut self, videos: &[ImportedVideo]) -> AppResult<()> {
+        on_tx!(self, conn => {
+            for v in videos {
                 let r = &v.record;
                 let m = &r.media;
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(IMPORT_VIDEO_SQL.as_str()))
@@ -225,9 +285,16 @@ impl Store {
                 for rung in Rung::ALL {
                     query = query.bind(m.rungs.get(*rung));
                 }
-                query.execute(&mut *tx).await?;
+                query.execute(&mut *conn).await?;
             }
-            for f in &writes.favorites {
+        });
+        Ok(())
+    }
+
+    /// Inserts the favorites, or replaces the time of those already marked.
+    async fn upsert_favorites(&mut self, favorites: &[ExportedFavorite]) -> AppResult<()> {
+        on_tx!(self, conn => {
+            for f in favorites {
                 sqlx::query(
                     "INSERT INTO favorites (user_id, video_id, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (user_id, video_id) DO UPDATE SET created_at = excluded.created_at",
@@ -235,10 +302,17 @@ impl Store {
                 .bind(f.user_id)
                 .bind(f.video_id)
                 .bind(f.created_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            for p in &writes.progress {
+        });
+        Ok(())
+    }
+
+    /// Inserts the watch progress, or replaces the rows of the same account and video.
+    async fn upsert_progress(&mut self, progress: &[ExportedProgress]) -> AppResult<()> {
+        on_tx!(self, conn => {
+            for p in progress {
                 sqlx::query(
                     "INSERT INTO watch_progress (user_id, video_id, position, updated_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, video_id) DO UPDATE SET \
@@ -248,22 +322,27 @@ impl Store {
                 .bind(p.video_id)
                 .bind(p.position)
                 .bind(p.updated_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            if matches!(self.backend, Backend::Postgres(_)) {
-                // SQLite's AUTOINCREMENT already moved past explicit ids.
-                for table in ["users", "videos"] {
-                    let sql = format!(
-                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                         COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table}"
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
-                }
-            }
-            tx.commit().await?;
         });
-        self.catalog_changed().await;
+        Ok(())
+    }
+
+    /// Moves PostgreSQL's id sequences past the highest ids, explicit ids having bypassed them.
+    async fn advance_id_sequences(&mut self) -> AppResult<()> {
+        // SQLite's AUTOINCREMENT already moved past explicit ids.
+        if let Self::Postgres(tx) = self {
+            for table in ["users", "videos"] {
+                let sql = format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -128,6 +128,11 @@ pub struct Settings {
     #[arg(long, env = "GUEST_TTL", default_value_t = 24 * 3600)]
     pub guest_ttl: u64,
 
+    /// Bearer token `GET /metrics` requires (unset: the metrics are open, for a scraper on a
+    /// private network).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Master switch for rate limiting (false turns every limit off, for benchmarks and fuzzing).
     #[arg(long, env = "THROTTLE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub throttle_enabled: bool,
@@ -477,6 +482,10 @@ impl fmt::Debug for Settings {
             .field("frontend_url", &self.frontend_url.as_str())
             .field("media_dir", &self.media_dir)
             .field("jwt_secret", &"[redacted]")
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("dev", &self.dev)
             .field("throttle_enabled", &self.throttle_enabled)
             .finish_non_exhaustive()

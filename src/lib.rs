@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod kv;
 pub mod mail;
 pub mod media;
+pub mod monitoring;
 mod numeric;
 pub mod queue;
 pub mod ratelimit;

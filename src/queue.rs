@@ -22,7 +22,18 @@ use crate::{
 pub struct Delivery {
     /// The video to transcode.
     pub video_id: VideoId,
+    /// The request that queued it (an upload), for the job's logs.
+    pub request_id: Option<String>,
     entry: Option<String>,
+}
+
+/// How full the queue is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Jobs in the queue.
+    pub jobs: u64,
+    /// Age of the oldest.
+    pub oldest: Option<std::time::Duration>,
 }
 
 /// The queue; cheap to clone. Which backend it runs on is its own business.
@@ -40,7 +51,8 @@ enum Backend {
 /// In-process queue.
 #[derive(Default)]
 struct MemoryQueue {
-    jobs: Mutex<VecDeque<VideoId>>,
+    /// Waiting jobs, when each was queued, and by which request.
+    jobs: Mutex<VecDeque<(VideoId, std::time::Instant, Option<String>)>>,
     ready: Notify,
 }
 
@@ -78,11 +90,15 @@ impl JobQueue {
         matches!(self.0, Backend::Redis(_))
     }
 
-    /// Adds a job.
+    /// Adds a job (carrying the id of the request being served, if any).
     pub async fn enqueue(&self, video_id: VideoId) -> AppResult<()> {
+        let request_id = crate::monitoring::current_request_id();
         match &self.0 {
             Backend::Memory(q) => {
-                q.jobs.lock().await.push_back(video_id);
+                q.jobs
+                    .lock()
+                    .await
+                    .push_back((video_id, std::time::Instant::now(), request_id));
                 q.ready.notify_one();
                 Ok(())
             }
@@ -90,14 +106,15 @@ impl JobQueue {
                 q.redis
                     .bounded(async {
                         let mut conn = q.redis.conn().await?;
-                        let _: String = redis::cmd("XADD")
-                            .arg(&q.stream)
+                        let mut add = redis::cmd("XADD");
+                        add.arg(&q.stream)
                             .arg("*")
                             .arg("video_id")
-                            .arg(video_id.get())
-                            .query_async(&mut *conn)
-                            .await
-                            .map_err(unavailable)?;
+                            .arg(video_id.get());
+                        if let Some(id) = &request_id {
+                            add.arg("request_id").arg(id);
+                        }
+                        let _: String = add.query_async(&mut *conn).await.map_err(unavailable)?;
                         Ok(())
                     })
                     .await
@@ -110,15 +127,61 @@ impl JobQueue {
         match &self.0 {
             Backend::Memory(q) => loop {
                 let notified = q.ready.notified();
-                if let Some(video_id) = q.jobs.lock().await.pop_front() {
+                if let Some((video_id, _, request_id)) = q.jobs.lock().await.pop_front() {
                     return Ok(Delivery {
                         video_id,
+                        request_id,
                         entry: None,
                     });
                 }
                 notified.await;
             },
             Backend::Redis(q) => q.next(consumer).await,
+        }
+    }
+
+    /// How many jobs the queue holds (with Redis: waiting and running, since an entry leaves
+    /// the stream when acknowledged) and how old the oldest is.
+    pub async fn depth(&self) -> AppResult<QueueDepth> {
+        match &self.0 {
+            Backend::Memory(q) => {
+                let jobs = q.jobs.lock().await;
+                Ok(QueueDepth {
+                    jobs: jobs.len() as u64,
+                    oldest: jobs.front().map(|(_, at, _)| at.elapsed()),
+                })
+            }
+            Backend::Redis(q) => {
+                q.redis
+                    .bounded(async {
+                        let mut conn = q.redis.conn().await?;
+                        let (jobs, first): (u64, redis::streams::StreamRangeReply) = redis::pipe()
+                            .cmd("XLEN")
+                            .arg(&q.stream)
+                            .cmd("XRANGE")
+                            .arg(&q.stream)
+                            .arg("-")
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(1)
+                            .query_async(&mut *conn)
+                            .await
+                            .map_err(unavailable)?;
+                        // An entry id starts with its creation time in milliseconds.
+                        let oldest = first
+                            .ids
+                            .first()
+                            .and_then(|e| e.id.split('-').next()?.parse::<u64>().ok())
+                            .and_then(|ms| {
+                                let now = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .ok()?;
+                                now.checked_sub(std::time::Duration::from_millis(ms))
+                            });
+                        Ok(QueueDepth { jobs, oldest })
+                    })
+                    .await
+            }
         }
     }
 
@@ -250,10 +313,37 @@ fn delivery_of(entry: &redis::streams::StreamId) -> Option<Delivery> {
     let video_id: i64 = entry.get("video_id")?;
     Some(Delivery {
         video_id: VideoId::parse(video_id, "video_id").ok()?,
+        request_id: entry.get("request_id"),
         entry: Some(entry.id.clone()),
     })
 }
 
 fn unavailable(e: redis::RedisError) -> AppError {
     AppError::Unavailable(format!("redis: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_carries_the_request_that_queued_it_and_the_depth_counts_it() {
+        let queue = JobQueue::memory();
+        let id = VideoId::from_db(7);
+        crate::monitoring::with_request_id("upload-42".to_owned(), queue.enqueue(id))
+            .await
+            .expect("enqueue");
+        queue.enqueue(VideoId::from_db(8)).await.expect("enqueue");
+        let depth = queue.depth().await.expect("depth");
+        assert_eq!(depth.jobs, 2);
+        assert!(depth.oldest.is_some());
+        let first = queue.next("c").await.expect("next");
+        assert_eq!(
+            (first.video_id, first.request_id.as_deref()),
+            (id, Some("upload-42"))
+        );
+        let second = queue.next("c").await.expect("next");
+        assert_eq!(second.request_id, None, "queued outside a request");
+        assert_eq!(queue.depth().await.expect("depth").jobs, 0);
+    }
 }

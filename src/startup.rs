@@ -36,6 +36,7 @@ impl Application {
         addr: SocketAddr,
         migrate: bool,
     ) -> anyhow::Result<Self> {
+        crate::monitoring::init();
         let services = Services::connect(&settings, migrate).await?;
         let (health, routes) = grpc_routes(&settings, &services).await?;
         let router = web::app(&settings, routes, services.clone())?;

@@ -2,7 +2,7 @@
 //! and `/readyz` itself and steers every other request by content type — `application/grpc*`
 //! (gRPC and gRPC-web) to the tonic routes, everything else to the REST gateway.
 
-use std::{convert::Infallible, net::SocketAddr, time::Instant};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
     Json, Router,
@@ -72,7 +72,11 @@ pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Res
         .route("/healthz/", get(healthz))
         .route("/readyz", get(readyz))
         .route("/readyz/", get(readyz))
-        .with_state(services)
+        .route("/metrics", get(metrics))
+        .with_state(Front {
+            services,
+            metrics_token: settings.metrics_token.clone().map(Arc::from),
+        })
         .fallback_service(steer)
         .layer(cors(settings)?);
     Ok(media.merge(main).layer(middleware::from_fn(log_request)))
@@ -151,9 +155,18 @@ async fn media_file(
     // 1 MiB reads: a quarter fewer syscalls and frames than 256 KiB on large files, and a
     // tenth of the default 64 KiB's (bench/media.sh).
     let file = tower_http::services::ServeFile::new(full).with_buf_chunk_size(1 << 20);
+    let head = request.method() == Method::HEAD;
     match file.oneshot(request).await {
         Ok(mut response) => {
             if response.status().is_success() {
+                if !head
+                    && let Some(bytes) = response
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                {
+                    crate::monitoring::media_bytes(bytes);
+                }
                 response.headers_mut().insert(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("private, max-age=3600"),
@@ -251,6 +264,7 @@ fn cors(settings: &Settings) -> anyhow::Result<CorsLayer> {
             HeaderName::from_static("x-grpc-web"),
             HeaderName::from_static("x-user-agent"),
             HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("x-request-id"),
         ])
         .expose_headers([
             HeaderName::from_static("grpc-status"),
@@ -259,24 +273,71 @@ fn cors(settings: &Settings) -> anyhow::Result<CorsLayer> {
             header::RETRY_AFTER,
             header::CONTENT_RANGE,
             header::CONTENT_LENGTH,
+            HeaderName::from_static("x-request-id"),
         ])
         .max_age(std::time::Duration::from_secs(86_400)))
 }
 
-/// One log line per request: method, path, status (and gRPC status), latency.
-async fn log_request(request: Request, next: Next) -> Response {
+/// The request id: the client's `x-request-id` when it is a sane token (visible ASCII, at most
+/// 128 bytes), else a new one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// One log line per request (method, path, status and gRPC status, latency) and its metrics;
+/// every log line of the request carries its id, which the response returns.
+async fn log_request(mut request: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let id = request_id(&request);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
     let method = request.method().clone();
     let path = loggable_path(request.uri().path());
     let grpc = is_grpc(&request);
+    let grpc_method = grpc.then(|| grpc_method(request.uri().path()));
     let started = Instant::now();
-    let response = next.run(request).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = crate::monitoring::with_request_id(id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let took = started.elapsed();
+    let latency_ms = took.as_secs_f64() * 1000.0;
     let grpc_status = response
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .unwrap_or(if grpc { "0" } else { "-" })
         .to_owned();
+    let (protocol, route, status) = match grpc_method {
+        Some(name) => ("grpc", name, grpc_status.clone()),
+        None => {
+            let template = response
+                .extensions()
+                .get::<videoflix_gateway::RouteTemplate>()
+                .map(|t| t.0.clone());
+            let (protocol, route) = match template {
+                Some(template) => ("rest", template),
+                None if path.starts_with("/media/") => ("media", "/media/{*path}".to_owned()),
+                None if FRONT_ROUTES.contains(&path.as_str()) => ("other", path.clone()),
+                // Unknown paths are counted together: a scanner must not grow the label set.
+                None => ("other", "unmatched".to_owned()),
+            };
+            (protocol, route, response.status().as_u16().to_string())
+        }
+    };
+    crate::monitoring::request(protocol, route, status, took);
     tracing::info!(
         %method,
         %path,
@@ -286,6 +347,25 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// The front's own routes, counted by their path.
+const FRONT_ROUTES: [&str; 5] = ["/healthz", "/healthz/", "/readyz", "/readyz/", "/metrics"];
+
+/// A gRPC method as a metrics label: `/package.Service/Method` for our services, health and
+/// reflection; anything else is `unknown` (the set of labels stays bounded).
+fn grpc_method(path: &str) -> String {
+    let known = ["/videoflix.v1.", "/grpc.health.v1.", "/grpc.reflection."];
+    let well_formed = path.len() <= 128
+        && path[1..].split('/').count() == 2
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/' || b == b'_');
+    if well_formed && known.iter().any(|prefix| path.starts_with(prefix)) {
+        path.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
 }
 
 /// tonic answers a request message over its size limit with OUT_OF_RANGE, which reads as "an
@@ -321,6 +401,46 @@ fn loggable_path(path: &str) -> String {
     }
 }
 
+/// State of the front's own routes.
+#[derive(Clone)]
+struct Front {
+    services: Services,
+    /// What `/metrics` asks for as a bearer token, when set.
+    metrics_token: Option<Arc<str>>,
+}
+
+/// `GET /metrics`: Prometheus text format; with METRICS_TOKEN, only for `Bearer <token>`.
+async fn metrics(State(front): State<Front>, headers: http::HeaderMap) -> Response {
+    if let Some(token) = &front.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        // Digests compared: the time taken says nothing about the token.
+        let allowed = given.is_some_and(|given| {
+            use sha2::{Digest as _, Sha256};
+            Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes())
+        });
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"type": ["token"], "message": ["The metrics need METRICS_TOKEN as a bearer token."]})),
+            )
+                .into_response();
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::monitoring::render(&front.services).await,
+    )
+        .into_response()
+}
+
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
@@ -352,7 +472,7 @@ pub async fn readiness(services: &Services) -> bool {
     Probe::run(services).await.ready()
 }
 
-async fn readyz(State(services): State<Services>) -> Response {
+async fn readyz(State(Front { services, .. }): State<Front>) -> Response {
     let probe = Probe::run(&services).await;
     let ready = probe.ready();
     let body = json!({

@@ -16,6 +16,7 @@ use crate::{ApiError, Gateway, pb};
 pub(crate) struct Forward {
     authorization: Option<HeaderValue>,
     forwarded_for: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
     peer: Option<SocketAddr>,
 }
 
@@ -27,6 +28,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Forward {
             authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
             // Every line, in order (a proxy may add a line of its own), as one value.
             forwarded_for: joined(parts.headers.get_all("x-forwarded-for")),
+            request_id: parts.headers.get("x-request-id").cloned(),
             peer: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
@@ -63,6 +65,15 @@ impl Forward {
             .and_then(|v| v.parse().ok())
         {
             metadata.insert("x-forwarded-for", value);
+        }
+        // The server's request id travels into the gRPC call: its logs carry the same id.
+        if let Some(value) = self
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            metadata.insert("x-request-id", value);
         }
         request.extensions_mut().insert(TcpConnectInfo {
             local_addr: None,

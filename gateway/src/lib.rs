@@ -37,6 +37,26 @@ pub type GrpcService = tower::util::BoxCloneSyncService<
     Infallible,
 >;
 
+/// The route template a REST request matched (`/api/videos/{id}/`), in its response's
+/// extensions: metrics count by template, never by raw path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTemplate(pub String);
+
+async fn route_template(
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let template = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| RouteTemplate(path.as_str().to_owned()));
+    let mut response = next.run(request).await;
+    if let Some(template) = template {
+        response.extensions_mut().insert(template);
+    }
+    response
+}
+
 /// The REST application: path normalisation in front of the router.
 pub type RestService = MapRequest<Router, fn(Request<Body>) -> Request<Body>>;
 
@@ -59,6 +79,7 @@ pub fn rest(grpc: GrpcService, public_url: &str, body_timeout: std::time::Durati
     contract::complete(&mut openapi);
     let router = api
         .merge(docs::router(openapi))
+        .route_layer(axum::middleware::from_fn(route_template))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(Gateway {

@@ -135,8 +135,10 @@ impl Cache {
                 if let Some(entry) = memory.entries.get(&full).await
                     && let Some(value) = entry.downcast_ref::<T>()
                 {
+                    crate::monitoring::cache_lookup(true);
                     return Ok(value.clone());
                 }
+                crate::monitoring::cache_lookup(false);
                 let value = load().await?;
                 memory
                     .entries
@@ -163,11 +165,14 @@ impl Cache {
                     .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
                     .ok();
                 let Some((version, cached)) = found else {
+                    crate::monitoring::cache_lookup(false);
                     return load().await;
                 };
                 if let Some(value) = cached.and_then(|b| serde_json::from_slice(&b).ok()) {
+                    crate::monitoring::cache_lookup(true);
                     return Ok(value);
                 }
+                crate::monitoring::cache_lookup(false);
                 let value = load().await?;
                 if let Ok(bytes) = serde_json::to_vec(&value) {
                     let result = redis

@@ -102,6 +102,7 @@ impl RateLimiter {
         if wait_ms == 0 {
             Ok(())
         } else {
+            crate::monitoring::rate_limited();
             Err(AppError::RateLimited {
                 retry_after: Duration::from_millis(wait_ms),
             })

@@ -151,6 +151,7 @@ impl Playback {
         // when the client goes away (the receiver is dropped).
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
+            let _open = crate::monitoring::OpenStream::new("download");
             let mut at = offset;
             loop {
                 let mut buf = vec![0u8; STREAM_CHUNK];
@@ -206,6 +207,7 @@ impl Playback {
         let (tx, rx) = mpsc::channel(16);
         let (catalog, caller) = (self.catalog.clone(), caller.clone());
         tokio::spawn(async move {
+            let _open = crate::monitoring::OpenStream::new("status");
             let done = first.is_final() || no_job;
             if tx.send(Ok(first)).await.is_err() || done {
                 return;

@@ -164,6 +164,11 @@ impl Store {
         }
     }
 
+    /// Connections of the pool: (open, idle).
+    pub fn pool_stats(&self) -> (u32, u32) {
+        on_pool!(self, pool => (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)))
+    }
+
     /// Round trip to the database (readiness).
     pub async fn ping(&self) -> AppResult<()> {
         on_pool!(self, pool => {

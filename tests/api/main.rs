@@ -31,6 +31,7 @@ mod legacy;
 mod media;
 mod media_probe;
 mod media_transcode;
+mod observability;
 mod pipeline;
 mod pipeline_grpc;
 mod pipeline_recovery;

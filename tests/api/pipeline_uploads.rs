@@ -99,10 +99,23 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
 
     // Range, HEAD, content types, CORS for a player on another origin.
     let mp4 = local(&app, video["video_file_hd360"].as_str().expect("url"));
+    let served_before = crate::observability::scraped(&app, "videoflix_media_bytes_total", &[])
+        .await
+        .unwrap_or(0.0);
     let full = app.http.get(&mp4).send().await.expect("mp4");
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["content-type"], "video/mp4");
     let whole = full.bytes().await.expect("bytes");
+    // The metrics saw the job end ready, and the bytes served.
+    let served = crate::observability::scraped(&app, "videoflix_media_bytes_total", &[]).await;
+    assert!(
+        served.is_some_and(|s| s - served_before >= whole.len() as f64),
+        "{served:?} after {served_before}, {} bytes",
+        whole.len()
+    );
+    let ready = ["outcome=\"ready\""];
+    let jobs = crate::observability::scraped(&app, "videoflix_transcode_jobs_total", &ready).await;
+    assert!(jobs.is_some_and(|n| n >= 1.0), "{jobs:?}");
     let part = app
         .http
         .get(&mp4)

@@ -77,14 +77,17 @@ impl Pipeline {
         tokio::fs::create_dir_all(&job.work_dir)
             .await
             .map_err(internal)?;
+        let started = std::time::Instant::now();
         let result = self.transcode(&job, &claim, delivery, consumer).await?;
-        match result {
+        let outcome = match result {
             Ok(outputs) => self.finish(&job, &outputs).await,
             Err(e) => {
                 self.discard(id, &job.video_dir, &job.work_dir).await;
                 self.after_failure(&job, e).await
             }
-        }
+        }?;
+        crate::monitoring::transcode_ended(outcome, started.elapsed());
+        Ok(())
     }
 
     /// Transcodes on the blocking pool, with progress forwarded to the hub and a heartbeat
@@ -147,8 +150,9 @@ impl Pipeline {
         result
     }
 
-    /// Publishes the job's outputs as the video's media, if the job still holds it.
-    async fn finish(&self, job: &Job, outputs: &Outputs) -> AppResult<()> {
+    /// Publishes the job's outputs as the video's media, if the job still holds it; the outcome
+    /// for the metrics.
+    async fn finish(&self, job: &Job, outputs: &Outputs) -> AppResult<&'static str> {
         let id = job.id;
         let final_dir = job.video_dir.join(&job.token);
         tokio::fs::rename(&job.work_dir, &final_dir)
@@ -162,7 +166,7 @@ impl Pipeline {
         {
             // Deleted meanwhile, or another job holds it now: these outputs are unused.
             self.discard(id, &job.video_dir, &final_dir).await;
-            return Ok(());
+            return Ok("stopped");
         }
         remove_old_generations(&job.video_dir, &job.token).await;
         self.publish(id, VideoStatus::Ready, 100.0, "done", "")
@@ -172,32 +176,33 @@ impl Pipeline {
             renditions = outputs.renditions.len(),
             "ready"
         );
-        Ok(())
+        Ok("ready")
     }
 
     /// Records why a transcode ended without outputs: stopped (nothing to record), a source
     /// that can never be transcoded (failed for good), or an error worth another attempt.
-    async fn after_failure(&self, job: &Job, e: MediaError) -> AppResult<()> {
+    async fn after_failure(&self, job: &Job, e: MediaError) -> AppResult<&'static str> {
         let (id, token, attempts) = (job.id, job.token.as_str(), job.attempts);
         match e {
             MediaError::Cancelled => {
                 tracing::info!(video_id = %id, "transcode stopped: deleted or taken over");
-                Ok(())
+                Ok("stopped")
             }
             MediaError::NotAVideo(why) => {
                 let reason = format!("The source is not a playable video: {why}.");
-                self.fail(id, token, &reason).await
+                self.fail(id, token, &reason).await.map(|()| "failed")
             }
             MediaError::Exceeded(why) => {
                 let reason = format!("The source cannot be transcoded: {why}.");
-                self.fail(id, token, &reason).await
+                self.fail(id, token, &reason).await.map(|()| "failed")
             }
             e => {
                 tracing::error!(video_id = %id, attempt = attempts, error = %e, "transcode failed");
                 if attempts >= self.config.max_attempts {
                     return self
                         .fail(id, token, &format!("Transcoding failed: {e}."))
-                        .await;
+                        .await
+                        .map(|()| "failed");
                 }
                 let reason = format!("Attempt {attempts} failed ({e}); retrying.");
                 if !self
@@ -205,7 +210,7 @@ impl Pipeline {
                     .set_transcode_status(id, token, VideoStatus::Pending, &reason)
                     .await?
                 {
-                    return Ok(());
+                    return Ok("stopped");
                 }
                 self.publish(id, VideoStatus::Pending, 0.0, "retrying", &reason)
                     .await;
@@ -213,7 +218,7 @@ impl Pipeline {
                     id,
                     self.config.retry_delay * 2u32.saturating_pow(attempts - 1),
                 );
-                Ok(())
+                Ok("retry")
             }
         }
     }

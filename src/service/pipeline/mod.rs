@@ -80,6 +80,11 @@ impl Pipeline {
         self.config.upload_idle
     }
 
+    /// How full the transcode queue is.
+    pub async fn queue_depth(&self) -> AppResult<crate::queue::QueueDepth> {
+        self.queue.depth().await
+    }
+
     /// The status hub (for watchers).
     pub fn hub(&self) -> &StatusHub {
         &self.hub
@@ -119,7 +124,15 @@ impl Pipeline {
             match self.queue.next(&consumer).await {
                 Ok(delivery) => {
                     let id = delivery.video_id;
-                    match self.run(&delivery, &consumer).await {
+                    // The job's log lines carry its video and the request that queued it.
+                    let span = tracing::info_span!(
+                        "job",
+                        video_id = %id,
+                        request_id = delivery.request_id.as_deref().unwrap_or("-")
+                    );
+                    let ran =
+                        tracing::Instrument::instrument(self.run(&delivery, &consumer), span).await;
+                    match ran {
                         Ok(()) => {
                             if let Err(e) = self.queue.ack(&delivery).await {
                                 // Redelivered later; the job is idempotent.

@@ -103,7 +103,16 @@ impl Pipeline {
         // From here on the steps belong together (row, file, job): a client that goes away
         // must not cancel them half-way, so they run on their own task.
         let (pipeline, catalog, caller) = (self.clone(), catalog.clone(), caller.clone());
-        tokio::spawn(async move { pipeline.admit(&catalog, &caller, meta, incoming).await })
+        let admit = async move { pipeline.admit(&catalog, &caller, meta, incoming).await };
+        // The task keeps the request's id (for its logs and the job it queues).
+        let request_id = crate::monitoring::current_request_id();
+        let admit = tracing::Instrument::in_current_span(async move {
+            match request_id {
+                Some(id) => crate::monitoring::with_request_id(id, admit).await,
+                None => admit.await,
+            }
+        });
+        tokio::spawn(admit)
             .await
             .map_err(|e| AppError::Internal(e.into()))?
     }

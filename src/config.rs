@@ -222,6 +222,11 @@ pub struct Settings {
     #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 120)]
     pub idle_timeout: u64,
 
+    /// Seconds a stopping process gives requests in flight and transcode workers to finish
+    /// (SIGTERM or SIGINT; a second signal exits at once).
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace: u64,
+
     /// Seconds a request body (other than an upload) may take to arrive in all.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,

@@ -72,7 +72,7 @@ fn describe() {
     );
     describe_counter!(
         "videoflix_transcode_jobs_total",
-        "Transcode jobs ended, by outcome (ready, retry, failed, stopped)"
+        "Transcode jobs ended, by outcome (ready, retry, failed, stopped, released at shutdown)"
     );
     describe_histogram!(
         "videoflix_transcode_duration_seconds",

@@ -30,9 +30,6 @@ use tower::ServiceExt as _;
 
 use crate::service::ClientInfo;
 
-/// How long open connections may finish their requests at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
 /// Connection limits and timeouts (from the settings).
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -46,6 +43,8 @@ pub struct ConnectionLimits {
     pub http2_keep_alive: Duration,
     /// Time a connection may stay open with no request in progress.
     pub idle_timeout: Duration,
+    /// How long open connections may finish their requests at shutdown.
+    pub shutdown_grace: Duration,
 }
 
 /// Open connections per client key.
@@ -228,7 +227,7 @@ pub async fn serve(
     // Requests in flight may finish; a stream that would not end (an SSE watcher) is cut after
     // the grace period. Every connection holds a permit until it has ended.
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    if tokio::time::timeout(SHUTDOWN_GRACE, global.acquire_many(all))
+    if tokio::time::timeout(limits.shutdown_grace, global.acquire_many(all))
         .await
         .is_err()
     {

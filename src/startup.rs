@@ -91,13 +91,12 @@ impl Application {
             backend = self.services.store.backend_name(),
             "listening (gRPC, gRPC-web, REST on one port)"
         );
+        let grace = self.limits.shutdown_grace;
         let result = crate::serve::serve(self.listener, self.router, self.limits, stop)
             .await
             .context("serving");
         watcher.abort();
-        for worker in workers {
-            worker.abort();
-        }
+        stop_workers(&self.services.pipeline, workers, grace).await;
         let mut scheduler = scheduler;
         let _ = scheduler.shutdown().await;
         self.services.store.close().await;
@@ -116,6 +115,22 @@ pub async fn start_workers(
     }
     tracing::info!(concurrency, "transcode workers running");
     pipeline.spawn_workers(concurrency)
+}
+
+/// Stops `workers` (see [`crate::service::Pipeline::shutdown`]): they end their jobs within
+/// the grace period, then whatever is left is cut.
+pub async fn stop_workers(
+    pipeline: &crate::service::Pipeline,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    grace: Duration,
+) {
+    pipeline.shutdown();
+    for mut worker in workers {
+        if tokio::time::timeout(grace, &mut worker).await.is_err() {
+            tracing::warn!("a worker did not stop within the grace period");
+            worker.abort();
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -149,7 +164,18 @@ async fn watch_health(services: Services, health: HealthReporter) {
     }
 }
 
+/// Waits for SIGINT or SIGTERM; a second one then ends the process at once (exit code 130).
 async fn shutdown_signal() {
+    signal().await;
+    tracing::info!("shutting down (a second signal exits at once)");
+    tokio::spawn(async {
+        signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -168,7 +194,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
 }
 
 /// The gRPC services, each behind the authentication layer, with health and reflection.
@@ -244,5 +269,6 @@ fn connection_limits(settings: &Settings) -> crate::serve::ConnectionLimits {
         header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
         http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
         idle_timeout: Duration::from_secs(settings.idle_timeout.max(1)),
+        shutdown_grace: Duration::from_secs(settings.shutdown_grace),
     }
 }

@@ -76,10 +76,9 @@ pub async fn worker(settings: &Settings, concurrency: Option<usize>) -> anyhow::
     let workers = crate::startup::start_workers(&services.pipeline, concurrency).await;
     let mut scheduler = crate::scheduler::start(services.jobs.clone()).await?;
     crate::startup::wait_for_shutdown().await;
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace);
+    crate::startup::stop_workers(&services.pipeline, workers, grace).await;
     let _ = scheduler.shutdown().await;
-    for worker in workers {
-        worker.abort();
-    }
     services.store.close().await;
     Ok(())
 }

@@ -233,3 +233,44 @@ async fn upload_sends_a_file_and_follows_its_transcode() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("video_file"), "{stderr}");
 }
+
+/// The units in `deploy/`, checked as systemd reads them (where `systemd-analyze` is installed),
+/// with the binary they start pointed at the one under test; and the flags they pass exist.
+#[test]
+fn the_systemd_units_pass_systemd_analyze_verify() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let dir = tempfile::TempDir::new().expect("dir");
+    let mut units = Vec::new();
+    for (template, instance) in [
+        ("videoflix-serve@.service", "videoflix-serve@8001.service"),
+        ("videoflix-worker@.service", "videoflix-worker@1.service"),
+    ] {
+        let text = std::fs::read_to_string(deploy.join(template)).expect("unit");
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/videoflix "))
+            .expect("ExecStart runs /usr/local/bin/videoflix");
+        // The subcommand and flags of the unit are ones the binary knows.
+        let mut args: Vec<&str> = exec.split_whitespace().collect();
+        args.push("--help");
+        let help = videoflix().args(&args).output().expect("videoflix");
+        assert!(help.status.success(), "{template}: {exec}");
+        let path = dir.path().join(instance);
+        let text = text.replace("/usr/local/bin/videoflix", env!("CARGO_BIN_EXE_videoflix"));
+        std::fs::write(&path, text).expect("write");
+        units.push(path);
+    }
+    let Ok(verified) = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .args(&units)
+        .output()
+    else {
+        eprintln!("systemd-analyze is not installed: the units' syntax is not checked");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert!(verified.status.success(), "{stderr}");
+    // Unknown keys are only warned about: any message is a mistake in a unit.
+    assert!(stderr.trim().is_empty(), "{stderr}");
+}

@@ -283,3 +283,60 @@ async fn deleting_a_video_stops_its_transcode_and_the_worker_goes_on() {
         .await
         .unwrap_or_else(|_| panic!("{} remains", folder.display()));
 }
+
+#[tokio::test]
+async fn a_worker_that_stops_mid_transcode_gives_its_job_back_at_once() {
+    // PostgreSQL + Redis; claims go stale only after 150 s, far beyond this test's waits.
+    let app = spawn_app_with(Backend::Real, options(&[])).await;
+    let slow = [("--job-visibility-timeout", "300")];
+    let first = worker_of(&app, &slow).await;
+    let token = admin(&app).await;
+    let clips = Clips::new();
+    let bytes = std::fs::read(clips.clip("long.mp4", "640x360", 20, false, &[])).expect("clip");
+    let (status, video) = post_form(
+        &app,
+        &token,
+        &[("title", "Interrupted")],
+        Some(("long.mp4", bytes)),
+    )
+    .await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+    let mut events = crate::playback::follow_sse(&app, &token, id);
+    crate::playback::progress_at(&mut events, 5.0).await;
+
+    // The worker's process stops (as on SIGTERM): its job is abandoned, not left to go stale.
+    first.stop().await;
+    let row = app
+        .services
+        .store
+        .video(videoflix::domain::VideoId::parse(id, "id").expect("id"))
+        .await
+        .expect("read")
+        .expect("the video");
+    assert_eq!(
+        row.status,
+        videoflix::domain::VideoStatus::Pending,
+        "{row:?}"
+    );
+    let folder = app.settings.media_dir.join(format!("videos/{id}"));
+    let working: Vec<String> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(".tmp-"))
+        .collect();
+    assert!(working.is_empty(), "partial outputs left: {working:?}");
+
+    // Another worker takes it at once (its entry was queued again) and finishes it.
+    let second = worker_of(&app, &slow).await;
+    let finished = tokio::time::timeout(
+        Duration::from_secs(90),
+        sse_until_final(&second, &token, id),
+    )
+    .await
+    .expect("finished long before the claim would have gone stale");
+    assert_eq!(
+        finished.last().map(|e| e["status"].clone()),
+        Some(json!("ready"))
+    );
+}

@@ -26,7 +26,7 @@ const FPS: f64 = 30.0;
 const SEGMENT: f64 = 4.0;
 
 /// Follows a video's SSE status stream in the background, one event at a time.
-fn follow_sse(app: &TestApp, token: &str, id: i64) -> mpsc::Receiver<Value> {
+pub(crate) fn follow_sse(app: &TestApp, token: &str, id: i64) -> mpsc::Receiver<Value> {
     let (tx, rx) = mpsc::channel(256);
     let request = app
         .http
@@ -52,7 +52,7 @@ fn follow_sse(app: &TestApp, token: &str, id: i64) -> mpsc::Receiver<Value> {
 }
 
 /// Waits for a `processing` event at `percent` or more; returns it.
-async fn progress_at(events: &mut mpsc::Receiver<Value>, percent: f64) -> Value {
+pub(crate) async fn progress_at(events: &mut mpsc::Receiver<Value>, percent: f64) -> Value {
     let wait = async {
         while let Some(event) = events.recv().await {
             assert_ne!(event["status"], "failed", "{event}");

@@ -118,9 +118,17 @@ impl Pipeline {
             let (store, queue, stop) = (self.store.clone(), self.queue.clone(), stop.clone());
             let (delivery, consumer, token) =
                 (delivery.clone(), consumer.to_owned(), job.token.clone());
+            let pipeline = self.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        // The process stops: the transcode ends at its next packet.
+                        () = pipeline.stopped() => {
+                            stop.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
                     // Deleted, or taken over after this process stalled: stop.
                     if matches!(store.heartbeat_transcode(id, &token).await, Ok(false)) {
                         stop.store(true, Ordering::Relaxed);
@@ -184,6 +192,7 @@ impl Pipeline {
     async fn after_failure(&self, job: &Job, e: MediaError) -> AppResult<&'static str> {
         let (id, token, attempts) = (job.id, job.token.as_str(), job.attempts);
         match e {
+            MediaError::Cancelled if self.is_stopping() => self.release(job).await,
             MediaError::Cancelled => {
                 tracing::info!(video_id = %id, "transcode stopped: deleted or taken over");
                 Ok("stopped")
@@ -221,6 +230,25 @@ impl Pipeline {
                 Ok("retry")
             }
         }
+    }
+
+    /// Gives a job this process stops back: the claim released (the video pending again, if
+    /// the job still held it) and the video queued again for any worker.
+    async fn release(&self, job: &Job) -> AppResult<&'static str> {
+        let released = self
+            .store
+            .set_transcode_status(job.id, &job.token, VideoStatus::Pending, "")
+            .await?;
+        if released {
+            self.publish(job.id, VideoStatus::Pending, 0.0, "queued", "")
+                .await;
+            if let Err(e) = self.queue.enqueue(job.id).await {
+                // The row is pending: the next sweep queues it.
+                tracing::warn!(video_id = %job.id, error = %e, "re-enqueue at shutdown failed");
+            }
+        }
+        tracing::info!(video_id = %job.id, released, "transcode abandoned: the process stops");
+        Ok("released")
     }
 
     /// Removes a job's own outputs; all of the video's files once it is deleted (a deletion

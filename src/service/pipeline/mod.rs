@@ -53,6 +53,8 @@ pub struct Pipeline {
     probes: Arc<tokio::sync::Semaphore>,
     /// Videos this process will look at again (a job held them): one recheck each.
     rechecks: Arc<std::sync::Mutex<std::collections::HashSet<VideoId>>>,
+    /// Set when the process stops its workers.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// An upload nobody wrote to for this long is abandoned (its process died).
@@ -72,7 +74,26 @@ impl Pipeline {
             config: Arc::new(config),
             probes: Arc::new(tokio::sync::Semaphore::new(PROBES_AT_ONCE)),
             rechecks: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Stops this process's workers: no new job is taken, and a running transcode is abandoned
+    /// with its claim released and the video queued again, so another worker takes it at once
+    /// (not once the claim goes stale); its partial outputs are removed.
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether [`Pipeline::shutdown`] was called.
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once [`Pipeline::shutdown`] is called.
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// How long an upload may go without sending anything.
@@ -121,7 +142,11 @@ impl Pipeline {
 
     async fn work(self, consumer: String) {
         loop {
-            match self.queue.next(&consumer).await {
+            let next = tokio::select! {
+                next = self.queue.next(&consumer) => next,
+                () = self.stopped() => return,
+            };
+            match next {
                 Ok(delivery) => {
                     let id = delivery.video_id;
                     // The job's log lines carry its video and the request that queued it.

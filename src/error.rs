@@ -48,6 +48,9 @@ pub enum AppError {
     /// (OUT_OF_RANGE / 400).
     #[error("out of range: {0}")]
     OutOfRange(String),
+    /// An update named a version of the video that is no longer current (ABORTED; REST 412).
+    #[error("the video changed since it was read")]
+    EtagMismatch,
     /// The named resource does not exist (NOT_FOUND / 404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -241,6 +244,13 @@ impl From<AppError> for tonic::Status {
                 why.clone(),
                 "OUT_OF_RANGE",
                 "range",
+            ),
+            AppError::EtagMismatch => (
+                Code::Aborted,
+                "The video changed since it was read: read it again, then retry the change."
+                    .into(),
+                videoflix_gateway::REASON_ETAG_MISMATCH,
+                "etag",
             ),
             AppError::NotFound(what) => (
                 Code::NotFound,

@@ -92,6 +92,12 @@ impl Application {
             "listening (gRPC, gRPC-web, REST on one port)"
         );
         let grace = self.limits.shutdown_grace;
+        let pipeline = self.services.pipeline.clone();
+        let stop = async move {
+            stop.await;
+            // Status streams end at once; open requests get the grace period.
+            pipeline.hub().shutdown();
+        };
         let result = crate::serve::serve(self.listener, self.router, self.limits, stop)
             .await
             .context("serving");

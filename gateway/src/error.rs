@@ -21,6 +21,10 @@ use utoipa::ToSchema;
 /// gateway answers 413 for it.
 pub const REASON_PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 
+/// `google.rpc.ErrorInfo.reason` of an update refused because the video changed since the
+/// caller read it (ABORTED): REST answers it as 412 Precondition Failed (`If-Match`).
+pub const REASON_ETAG_MISMATCH: &str = "ETAG_MISMATCH";
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -140,14 +144,12 @@ impl From<tonic::Status> for ApiError {
         if messages.is_empty() {
             messages.push(status.message().to_owned());
         }
-        let too_large = details
-            .error_info()
-            .is_some_and(|info| info.reason == REASON_PAYLOAD_TOO_LARGE);
+        let reason = details.error_info().map(|info| info.reason.clone());
         Self {
-            status: if too_large {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                http_status(status.code())
+            status: match reason.as_deref() {
+                Some(REASON_PAYLOAD_TOO_LARGE) => StatusCode::PAYLOAD_TOO_LARGE,
+                Some(REASON_ETAG_MISMATCH) => StatusCode::PRECONDITION_FAILED,
+                _ => http_status(status.code()),
             },
             body: ErrorBody {
                 kind: vec![kind],

@@ -21,7 +21,7 @@ use tower::{ServiceBuilder, util::MapRequest};
 use utoipa::OpenApi as _;
 
 pub use call::AlreadyThrottled;
-pub use error::{ApiError, ErrorBody, REASON_PAYLOAD_TOO_LARGE, http_status};
+pub use error::{ApiError, ErrorBody, REASON_ETAG_MISMATCH, REASON_PAYLOAD_TOO_LARGE, http_status};
 pub use routes::{OPERATIONS, Operation, UNMAPPED_RPCS};
 
 /// Client code generated from `proto/videoflix/v1`.

@@ -23,6 +23,11 @@ impl Timestamp {
         self.0.timestamp_micros()
     }
 
+    /// This instant plus `micros` microseconds (saturating).
+    pub fn plus_micros(&self, micros: i64) -> Self {
+        Self::from_micros(self.micros().saturating_add(micros))
+    }
+
     /// This instant plus `secs` seconds (saturating).
     pub fn plus_secs(&self, secs: u64) -> Self {
         let delta = i64::try_from(secs)

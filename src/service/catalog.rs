@@ -87,6 +87,34 @@ pub struct VideoPatch {
     pub language: Option<Option<Language>>,
 }
 
+/// How often an update is recomputed when other writes keep landing first.
+const UPDATE_ATTEMPTS: usize = 5;
+
+impl VideoPatch {
+    /// Whether it changes nothing.
+    fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.author.is_none()
+            && self.genre.is_none()
+            && self.language.is_none()
+    }
+
+    /// The metadata `current` has with this patch applied, validated.
+    fn applied_to(&self, current: &VideoRecord) -> AppResult<VideoMeta> {
+        let genre = self.genre.unwrap_or(current.genre);
+        let language = self.language.unwrap_or(current.language);
+        VideoMeta::parse(&crate::domain::RawVideoMeta {
+            title: self.title.as_deref().unwrap_or(&current.title),
+            description: self.description.as_deref().unwrap_or(&current.description),
+            author: self.author.as_deref().unwrap_or(&current.author),
+            genre: genre.map_or("", Genre::as_str),
+            language: language.map_or("", Language::as_str),
+        })
+        .map_err(AppError::Validation)
+    }
+}
+
 /// Per-user and per-address limits of the video endpoints.
 #[derive(Clone, Copy, Debug)]
 pub struct VideoLimits {
@@ -328,43 +356,42 @@ impl Catalog {
     }
 
     /// Changes the fields given in `patch` (superusers only); an empty patch changes nothing.
+    /// With `expected` (the version the caller read), a video changed since is refused
+    /// ([`AppError::EtagMismatch`]); without, a concurrent change is merged: the write is
+    /// checked against the row it was computed from and recomputed if another landed first,
+    /// so two admins changing different fields both keep their change.
     pub async fn update(
         &self,
         caller: &Caller,
         id: VideoId,
         patch: VideoPatch,
+        expected: Option<Timestamp>,
     ) -> AppResult<VideoView> {
         caller.require_superuser()?;
-        let current = self
-            .store
-            .video(id)
-            .await?
-            .ok_or(AppError::NotFound("video"))?;
-        if patch.title.is_none()
-            && patch.description.is_none()
-            && patch.author.is_none()
-            && patch.genre.is_none()
-            && patch.language.is_none()
-        {
-            return Ok(self.views(caller, vec![Arc::new(current)]).await?.remove(0));
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self
+                .store
+                .video(id)
+                .await?
+                .ok_or(AppError::NotFound("video"))?;
+            if expected.is_some_and(|version| version != current.updated_at) {
+                return Err(AppError::EtagMismatch);
+            }
+            if patch.is_empty() {
+                return Ok(self.views(caller, vec![Arc::new(current)]).await?.remove(0));
+            }
+            let meta = patch.applied_to(&current)?;
+            if let Some(record) = self
+                .store
+                .update_video(id, &meta, current.updated_at)
+                .await?
+            {
+                tracing::info!(video_id = %id, "video updated");
+                return Ok(self.views(caller, vec![Arc::new(record)]).await?.remove(0));
+            }
         }
-        let genre = patch.genre.unwrap_or(current.genre);
-        let language = patch.language.unwrap_or(current.language);
-        let meta = VideoMeta::parse(&crate::domain::RawVideoMeta {
-            title: patch.title.as_deref().unwrap_or(&current.title),
-            description: patch.description.as_deref().unwrap_or(&current.description),
-            author: patch.author.as_deref().unwrap_or(&current.author),
-            genre: genre.map_or("", Genre::as_str),
-            language: language.map_or("", Language::as_str),
-        })
-        .map_err(AppError::Validation)?;
-        let record = self
-            .store
-            .update_video(id, &meta)
-            .await?
-            .ok_or(AppError::NotFound("video"))?;
-        tracing::info!(video_id = %id, "video updated");
-        Ok(self.views(caller, vec![Arc::new(record)]).await?.remove(0))
+        // Changed under us every time: the caller may try again.
+        Err(AppError::Unavailable("the video kept changing".to_owned()))
     }
 
     /// Deletes a video and its media files (superusers only).

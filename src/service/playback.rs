@@ -205,7 +205,7 @@ impl Playback {
             _ => event_of(&view),
         };
         let (tx, rx) = mpsc::channel(16);
-        let (catalog, caller) = (self.catalog.clone(), caller.clone());
+        let (catalog, caller, hub) = (self.catalog.clone(), caller.clone(), self.hub.clone());
         tokio::spawn(async move {
             let _open = crate::monitoring::OpenStream::new("status");
             let done = first.is_final() || no_job;
@@ -236,6 +236,9 @@ impl Playback {
                             return;
                         }
                     },
+                    // The server stops: the stream ends cleanly (the client reconnects to
+                    // another server, which starts from the database).
+                    () = hub.stopped() => return,
                 };
                 let Some(event) = event else { return };
                 let done = event.is_final();

@@ -65,6 +65,8 @@ pub struct StatusHub {
     redis: Option<(Redis, String)>,
     /// The last event of each running job published by this process (without Redis).
     latest: Arc<Mutex<HashMap<VideoId, StatusEvent>>>,
+    /// Set when the process stops (watchers end).
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// How long Redis keeps a job's last event: longer than any gap between two progress events of
@@ -82,6 +84,7 @@ impl StatusHub {
                 (r, channel)
             }),
             latest: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 
@@ -181,6 +184,18 @@ impl StatusHub {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
         self.local.subscribe()
+    }
+
+    /// The process stops: every watcher's stream ends now, cleanly, instead of being cut when
+    /// the grace period is over.
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`StatusHub::shutdown`] is called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 }
 

@@ -228,16 +228,19 @@ impl Store {
             .ok_or_else(|| anyhow::anyhow!("video {id} vanished after insert").into())
     }
 
-    /// Replaces the metadata of a video; None if it does not exist.
+    /// Replaces the metadata of a video if its `updated_at` is still `seen` (the row as the
+    /// caller read it); None when it changed meanwhile or is gone.
     pub async fn update_video(
         &self,
         id: VideoId,
         meta: &VideoMeta,
+        seen: Timestamp,
     ) -> AppResult<Option<VideoRecord>> {
         let changed = on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE videos SET title = $1, description = $2, author = $3, genre = $4, \
-                 language = $5, search_text = $6, updated_at = $7 WHERE id = $8",
+                 language = $5, search_text = $6, updated_at = $7 WHERE id = $8 \
+                 AND updated_at = $9",
             )
             .bind(&meta.title)
             .bind(&meta.description)
@@ -245,8 +248,9 @@ impl Store {
             .bind(meta.genre)
             .bind(meta.language)
             .bind(meta.search_text())
-            .bind(Timestamp::now())
+            .bind(Timestamp::now().max(seen.plus_micros(1)))
             .bind(id)
+            .bind(seen)
             .execute(pool)
             .await?
             .rows_affected()

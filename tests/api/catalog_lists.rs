@@ -340,6 +340,7 @@ async fn grpc_pages_stay_stable_while_videos_are_added(#[case] backend: Backend)
                 update_mask: Some(prost_types::FieldMask {
                     paths: vec!["uploaded_by".into()],
                 }),
+                etag: String::new(),
             },
             &admin,
         ))

@@ -340,3 +340,41 @@ async fn a_worker_that_stops_mid_transcode_gives_its_job_back_at_once() {
         Some(json!("ready"))
     );
 }
+
+#[tokio::test]
+async fn status_streams_end_cleanly_when_their_server_stops() {
+    // No worker anywhere: the video stays pending and its watchers would wait for ever.
+    let (app, token, id, _conn, _stream) = queued_upload("Waiting").await;
+    let mut sse = crate::playback::follow_sse(&app, &token, id);
+    let first = tokio::time::timeout(Duration::from_secs(10), sse.recv())
+        .await
+        .expect("an event")
+        .expect("the stream");
+    assert_eq!(first["status"], "pending", "{first}");
+    let mut grpc = app
+        .video_client()
+        .await
+        .watch_transcode_status(crate::helpers::authed(
+            videoflix::grpc::pb::WatchTranscodeStatusRequest { video_id: id },
+            &token,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    assert!(grpc.message().await.expect("first event").is_some());
+
+    // Stopping takes far less than the 20 s grace: the streams end instead of being cut.
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Both end as streams end: the gRPC one with status OK, the SSE one at its end.
+    assert!(matches!(grpc.message().await, Ok(None)), "a clean gRPC end");
+    let rest = tokio::time::timeout(Duration::from_secs(5), sse.recv())
+        .await
+        .expect("the SSE stream ends");
+    assert!(rest.is_none(), "{rest:?}");
+}

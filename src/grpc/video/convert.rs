@@ -24,6 +24,25 @@ pub(super) fn video_id(raw: i64) -> AppResult<VideoId> {
     VideoId::parse(raw, "id").map_err(|_| AppError::NotFound("video"))
 }
 
+/// A video's version in its etags: `v<updated_at in microseconds>` (every write moves it).
+pub(super) fn version_tag(view: &VideoView) -> String {
+    format!("v{}", view.record.updated_at.micros())
+}
+
+/// The version an UpdateVideo etag names (empty: none). An etag that is no version of any
+/// video can never match: the update is refused as for a changed video.
+pub(super) fn version_of(etag: &str) -> AppResult<Option<Timestamp>> {
+    let etag = etag.trim();
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.strip_prefix('v')
+        .map(|rest| rest.split_once('.').map_or(rest, |(version, _)| version))
+        .and_then(|micros| micros.parse::<i64>().ok())
+        .map(|micros| Some(Timestamp::from_micros(micros)))
+        .ok_or(AppError::EtagMismatch)
+}
+
 pub(super) fn genre_pb(genre: Option<Genre>) -> pb::Genre {
     match genre {
         None => pb::Genre::Unspecified,

@@ -12,7 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use self::convert::{
     event_pb, genre_pb, list_request, meta_from_pb, offset_from_token, offset_token, page_size,
-    patch_from_pb, served_pb, timestamp_pb, video_id, video_pb, wanted_from_pb,
+    patch_from_pb, served_pb, timestamp_pb, version_of, version_tag, video_id, video_pb,
+    wanted_from_pb,
 };
 use super::{
     authn::caller,
@@ -98,18 +99,21 @@ impl VideoService for VideoGrpc {
         // The etag covers the request without the client's validator.
         let if_none_match = std::mem::take(&mut r.if_none_match);
         let id = video_id(r.id)?;
-        let (etag, unchanged) = self
+        // The answer's validator, before reading (an answer is never older than its tag).
+        let (answer, _) = self
             .playback
-            .etag(&caller, &prost::Message::encode_to_vec(&r), &if_none_match)
+            .etag(&caller, &prost::Message::encode_to_vec(&r), "")
             .await;
-        if unchanged {
+        let view = self.catalog.get(&caller, id).await?;
+        // The video's version, then the answer's: one tag serves If-Match and If-None-Match.
+        let etag = format!("{}.{answer}", version_tag(&view));
+        if !answer.is_empty() && etag == if_none_match {
             return Ok(Response::new(pb::GetVideoResponse {
                 video: None,
                 etag,
                 not_modified: true,
             }));
         }
-        let view = self.catalog.get(&caller, id).await?;
         Ok(Response::new(pb::GetVideoResponse {
             video: self.video(&view),
             etag,
@@ -215,9 +219,11 @@ impl VideoService for VideoGrpc {
         let r = request.into_inner();
         let id = video_id(r.id)?;
         let patch = patch_from_pb(r.metadata, r.update_mask)?;
-        let view = self.catalog.update(&caller, id, patch).await?;
+        let expected = version_of(&r.etag)?;
+        let view = self.catalog.update(&caller, id, patch, expected).await?;
         Ok(Response::new(pb::UpdateVideoResponse {
             video: self.video(&view),
+            etag: format!("{}.", version_tag(&view)),
         }))
     }
 

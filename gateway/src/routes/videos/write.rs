@@ -4,7 +4,8 @@
 use axum::{
     Json,
     extract::{FromRequest, Multipart, Path, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde_json::{Map, Value};
 
@@ -298,10 +299,11 @@ async fn upload(gw: &Gateway, fwd: &Forward, mut multipart: Multipart) -> ApiRes
 async fn update(
     gw: &Gateway,
     fwd: &Forward,
+    headers: &HeaderMap,
     id: &str,
     body: &Map<String, Value>,
     partial: bool,
-) -> ApiResult<Json<VideoDto>> {
+) -> ApiResult<Response> {
     let id = video_id(id)?;
     let fields = text_fields(body)?;
     let paths: Vec<String> = fields
@@ -317,19 +319,41 @@ async fn update(
             id,
             metadata: Some(metadata(&fields)?),
             update_mask: Some(prost_types::FieldMask { paths }),
+            etag: if_match(headers),
         }))
         .await?
         .into_inner();
-    Ok(Json(r.video.unwrap_or_default().into()))
+    let mut response = Json(VideoDto::from(r.video.unwrap_or_default())).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", r.etag)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The entity tag of `If-Match` as the service reads it (`*` and none: no condition). Weak
+/// tags (`W/"…"`) name our GET answers too: the service compares the video's version in them.
+fn if_match(headers: &HeaderMap) -> String {
+    let Some(value) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return String::new();
+    };
+    let value = value.trim();
+    if value == "*" {
+        return String::new();
+    }
+    let tag = value.strip_prefix("W/").unwrap_or(value);
+    // A tag that is no version of ours (or none at all) matches nothing: 412.
+    let tag: String = tag.trim_matches('"').chars().take(200).collect();
+    if tag.is_empty() { "-".to_owned() } else { tag }
 }
 
 /// Replace a video's metadata (superusers); missing fields become empty.
 #[utoipa::path(
     put, path = "/api/videos/{id}/", tag = "videos", request_body = VideoWriteBody,
-    params(("id" = i64, Path, description = "Video id")),
+    params(("id" = i64, Path, description = "Video id"), ("If-Match" = Option<String>, Header, description = "The ETag of the video as read (GET, or an earlier PUT/PATCH): refused with 412 when the video changed since")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Updated", body = VideoDto),
+        (status = 200, description = "Updated", body = VideoDto, headers(("ETag" = String, description = "The video's version now, for the If-Match of a following change"))),
+        (status = 412, description = "If-Match names another version: the video changed since it was read", body = ErrorBody),
         (status = 400, description = "Invalid field or id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 403, description = "Not a superuser", body = ErrorBody),
@@ -339,19 +363,21 @@ async fn update(
 pub(crate) async fn put_video(
     State(gw): State<Gateway>,
     fwd: Forward,
+    headers: HeaderMap,
     Path(id): Path<String>,
     VideoForm(body): VideoForm,
-) -> ApiResult<Json<VideoDto>> {
-    update(&gw, &fwd, &id, &body, false).await
+) -> ApiResult<Response> {
+    update(&gw, &fwd, &headers, &id, &body, false).await
 }
 
 /// Change some of a video's metadata (superusers).
 #[utoipa::path(
     patch, path = "/api/videos/{id}/", tag = "videos", request_body = VideoPatchBody,
-    params(("id" = i64, Path, description = "Video id")),
+    params(("id" = i64, Path, description = "Video id"), ("If-Match" = Option<String>, Header, description = "The ETag of the video as read (GET, or an earlier PUT/PATCH): refused with 412 when the video changed since")),
     security(("token" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Updated", body = VideoDto),
+        (status = 200, description = "Updated", body = VideoDto, headers(("ETag" = String, description = "The video's version now, for the If-Match of a following change"))),
+        (status = 412, description = "If-Match names another version: the video changed since it was read", body = ErrorBody),
         (status = 400, description = "Invalid field or id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked token", body = ErrorBody),
         (status = 403, description = "Not a superuser", body = ErrorBody),
@@ -361,10 +387,11 @@ pub(crate) async fn put_video(
 pub(crate) async fn patch_video(
     State(gw): State<Gateway>,
     fwd: Forward,
+    headers: HeaderMap,
     Path(id): Path<String>,
     VideoForm(body): VideoForm,
-) -> ApiResult<Json<VideoDto>> {
-    update(&gw, &fwd, &id, &body, true).await
+) -> ApiResult<Response> {
+    update(&gw, &fwd, &headers, &id, &body, true).await
 }
 
 /// Delete a video and its media (superusers).

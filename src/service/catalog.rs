@@ -356,8 +356,8 @@ impl Catalog {
     }
 
     /// Changes the fields given in `patch` (superusers only); an empty patch changes nothing.
-    /// With `expected` (the version the caller read), a video changed since is refused
-    /// ([`AppError::EtagMismatch`]); without, a concurrent change is merged: the write is
+    /// With `expected` (the version the caller read; `Some(None)` for a tag that names no
+    /// version), a video changed since is refused ([`AppError::EtagMismatch`]); without, a concurrent change is merged: the write is
     /// checked against the row it was computed from and recomputed if another landed first,
     /// so two admins changing different fields both keep their change.
     pub async fn update(
@@ -365,7 +365,7 @@ impl Catalog {
         caller: &Caller,
         id: VideoId,
         patch: VideoPatch,
-        expected: Option<Timestamp>,
+        expected: Option<Option<Timestamp>>,
     ) -> AppResult<VideoView> {
         caller.require_superuser()?;
         for _ in 0..UPDATE_ATTEMPTS {
@@ -374,13 +374,16 @@ impl Catalog {
                 .video(id)
                 .await?
                 .ok_or(AppError::NotFound("video"))?;
-            if expected.is_some_and(|version| version != current.updated_at) {
+            // Validation first: a bad body is a 400 whatever its precondition says.
+            let meta = (!patch.is_empty())
+                .then(|| patch.applied_to(&current))
+                .transpose()?;
+            if expected.is_some_and(|version| version != Some(current.updated_at)) {
                 return Err(AppError::EtagMismatch);
             }
-            if patch.is_empty() {
+            let Some(meta) = meta else {
                 return Ok(self.views(caller, vec![Arc::new(current)]).await?.remove(0));
-            }
-            let meta = patch.applied_to(&current)?;
+            };
             if let Some(record) = self
                 .store
                 .update_video(id, &meta, current.updated_at)

@@ -190,6 +190,17 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// How many times a transcode of video `id` was claimed (each claim is one encoder run).
+    pub async fn transcode_attempts(&self, id: VideoId) -> AppResult<Option<i64>> {
+        let row: Option<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT transcode_attempts FROM videos WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(n,)| n))
+    }
+
     /// Videos whose transcode has not finished (for the start-up sweep).
     pub async fn unfinished_videos(&self) -> AppResult<Vec<VideoId>> {
         let rows: Vec<(VideoId,)> = on_pool!(self, pool => {

@@ -65,6 +65,9 @@ async fn a_change_to_a_video_that_changed_since_it_was_read_is_refused(#[case] b
     let (status, _, body) = patch(&app, &admin, id, json!({"title": "Lost"}), Some(&seen)).await;
     assert_eq!(status, 412, "{body}");
     assert_eq!(body["type"], json!(["etag"]), "{body}");
+    // A bad body is a 400 whatever its precondition says.
+    let (status, _, body) = patch(&app, &admin, id, json!({"title": ""}), Some(&seen)).await;
+    assert_eq!(status, 400, "{body}");
     // The new tag works; a tag that is none of ours never matches; `*` is no condition.
     let (status, _, _) = patch(&app, &admin, id, json!({"author": "A"}), Some(&next)).await;
     assert_eq!(status, 200);

@@ -39,5 +39,6 @@ mod pipeline_recovery;
 mod pipeline_uploads;
 mod platform;
 mod playback;
+mod processes;
 mod store;
 mod throttling;

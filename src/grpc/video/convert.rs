@@ -30,17 +30,19 @@ pub(super) fn version_tag(view: &VideoView) -> String {
 }
 
 /// The version an UpdateVideo etag names (empty: none). An etag that is no version of any
-/// video can never match: the update is refused as for a changed video.
-pub(super) fn version_of(etag: &str) -> AppResult<Option<Timestamp>> {
+/// video names one no video has: it never matches (the update is refused as for a changed
+/// video, once the request is otherwise valid).
+pub(super) fn version_of(etag: &str) -> Option<Option<Timestamp>> {
     let etag = etag.trim();
     if etag.is_empty() {
-        return Ok(None);
+        return None;
     }
-    etag.strip_prefix('v')
-        .map(|rest| rest.split_once('.').map_or(rest, |(version, _)| version))
-        .and_then(|micros| micros.parse::<i64>().ok())
-        .map(|micros| Some(Timestamp::from_micros(micros)))
-        .ok_or(AppError::EtagMismatch)
+    Some(
+        etag.strip_prefix('v')
+            .map(|rest| rest.split_once('.').map_or(rest, |(version, _)| version))
+            .and_then(|micros| micros.parse::<i64>().ok())
+            .map(Timestamp::from_micros),
+    )
 }
 
 pub(super) fn genre_pb(genre: Option<Genre>) -> pb::Genre {

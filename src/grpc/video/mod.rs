@@ -219,7 +219,7 @@ impl VideoService for VideoGrpc {
         let r = request.into_inner();
         let id = video_id(r.id)?;
         let patch = patch_from_pb(r.metadata, r.update_mask)?;
-        let expected = version_of(&r.etag)?;
+        let expected = version_of(&r.etag);
         let view = self.catalog.update(&caller, id, patch, expected).await?;
         Ok(Response::new(pb::UpdateVideoResponse {
             video: self.video(&view),

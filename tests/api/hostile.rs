@@ -417,3 +417,58 @@ async fn an_idle_http2_connection_is_closed_even_when_it_answers_pings_but_not_m
     let ended = tokio::time::timeout(Duration::from_secs(4), connection).await;
     assert!(ended.is_ok(), "an idle connection stayed open");
 }
+
+#[tokio::test]
+async fn an_upload_while_redis_is_away_loses_nothing_and_starts_once_redis_is_back() {
+    let redis = OwnRedis::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let redis_args = [("--redis-url", url.as_str())];
+    let app = spawn_app_with(Backend::Real, crate::pipeline::options(&redis_args)).await;
+    let _worker = crate::pipeline::worker_of(&app, &redis_args).await;
+    let token = crate::pipeline::admin(&app).await;
+    let clips = crate::media::Clips::new();
+    let bytes = std::fs::read(clips.clip("r.mp4", "320x240", 1, false, &[])).expect("clip");
+
+    // Redis hangs: the upload is still accepted (its row and file are in the database and the
+    // media folder; the queue is unreachable).
+    redis.signal("-STOP");
+    let (status, video) = crate::pipeline::post_form(
+        &app,
+        &token,
+        &[("title", "During the outage")],
+        Some(("r.mp4", bytes)),
+    )
+    .await;
+    assert_eq!(status, 201, "{video}");
+    let id = video["id"].as_i64().expect("id");
+    let id = videoflix::domain::VideoId::parse(id, "id").expect("id");
+    tokio::time::sleep(Duration::from_secs(3)).await; // the outage lasts a while
+    redis.signal("-CONT");
+
+    // Back: the job is queued and transcoded within a minute — long before the sweep (every
+    // 5 min) would find it.
+    let ready = async {
+        loop {
+            let row = app
+                .services
+                .store
+                .video(id)
+                .await
+                .expect("read")
+                .expect("row");
+            if row.status == videoflix::domain::VideoStatus::Ready {
+                return row;
+            }
+            assert_ne!(
+                row.status,
+                videoflix::domain::VideoStatus::Failed,
+                "{row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let row = tokio::time::timeout(Duration::from_secs(60), ready)
+        .await
+        .expect("transcoded once Redis was back");
+    assert!(!row.media.renditions.0.is_empty(), "{row:?}");
+}

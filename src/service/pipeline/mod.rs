@@ -210,6 +210,31 @@ impl Pipeline {
         });
     }
 
+    /// Queues `id` again and again (after 1 s, doubling to 30 s, for about a quarter of an
+    /// hour) until the queue takes it or the process stops: an upload accepted while Redis was
+    /// away starts as soon as Redis is back, not at the next sweep (which still covers a process
+    /// that dies first).
+    fn enqueue_until_taken(&self, id: VideoId) {
+        let pipeline = self.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            for _ in 0..40 {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = pipeline.stopped() => return,
+                }
+                match pipeline.queue.enqueue(id).await {
+                    Ok(()) => {
+                        tracing::info!(video_id = %id, "queued after all");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(video_id = %id, error = %e, "enqueue failed again"),
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+
     /// Queues `id` again after `delay`. If that fails (or the process dies first), the sweep
     /// finds the video still pending.
     fn enqueue_later(&self, id: VideoId, delay: Duration) {

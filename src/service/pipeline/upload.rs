@@ -175,8 +175,9 @@ impl Pipeline {
             ))
             .await;
         if let Err(e) = self.queue.enqueue(id).await {
-            // The row is pending: the next sweep queues it.
-            tracing::warn!(video_id = %id, error = %e, "enqueue failed; the sweep will retry");
+            // The row is pending: this process keeps trying, and the sweep queues it anyway.
+            tracing::warn!(video_id = %id, error = %e, "enqueue failed; retrying until it is taken");
+            self.enqueue_until_taken(id);
         }
         Ok(view)
     }

@@ -1,5 +1,6 @@
 //! Several processes on one PostgreSQL + Redis: two servers and two workers share the uploads,
-//! each job runs exactly once, and status reaches watchers on either server.
+//! each job runs exactly once, status reaches watchers on either server, and rate limits are
+//! one budget across servers.
 
 use std::time::Duration;
 
@@ -61,4 +62,32 @@ async fn two_servers_and_two_workers_transcode_every_upload_exactly_once() {
         assert_eq!(attempts, Some(1), "video {id}");
     }
     drop(workers);
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_across_servers() {
+    let limit = [("--throttle-user", "4/min")];
+    let first = spawn_app_with(Backend::Real, options(&limit)).await;
+    let second = spawn_peer(
+        &first,
+        limit
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+    .await;
+    let token = admin(&first).await;
+    // Four calls spread over both servers use the one budget...
+    for server in [&first, &second, &first, &second] {
+        server.get_auth("/api/videos/", &token).await.expect(200);
+    }
+    // ...so the fifth is refused on either.
+    second
+        .get_auth("/api/videos/", &token)
+        .await
+        .expect_error(429, "throttled");
+    first
+        .get_auth("/api/videos/", &token)
+        .await
+        .expect_error(429, "throttled");
 }

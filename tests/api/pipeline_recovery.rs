@@ -362,6 +362,10 @@ async fn status_streams_end_cleanly_when_their_server_stops() {
         .expect("watch")
         .into_inner();
     assert!(grpc.message().await.expect("first event").is_some());
+    // Both watchers are counted as open status streams.
+    let open =
+        crate::observability::scraped(&app, "videoflix_active_streams", &["kind=\"status\""]).await;
+    assert!(open.is_some_and(|n| n >= 2.0), "{open:?}");
 
     // Stopping takes far less than the 20 s grace: the streams end instead of being cut.
     let started = std::time::Instant::now();

@@ -90,4 +90,6 @@ async fn a_rate_limit_holds_across_servers() {
         .get_auth("/api/videos/", &token)
         .await
         .expect_error(429, "throttled");
+    let refused = crate::observability::scraped(&first, "videoflix_rate_limited_total", &[]).await;
+    assert!(refused.is_some_and(|n| n >= 2.0), "{refused:?}");
 }

@@ -95,8 +95,8 @@ impl Application {
         let pipeline = self.services.pipeline.clone();
         let stop = async move {
             stop.await;
-            // Status streams end at once; open requests get the grace period.
-            pipeline.hub().shutdown();
+            // Status streams and workers stop at once; open requests get the grace period.
+            pipeline.shutdown();
         };
         let result = crate::serve::serve(self.listener, self.router, self.limits, stop)
             .await

@@ -192,6 +192,11 @@ impl StatusHub {
         self.stopping.send_replace(true);
     }
 
+    /// Whether [`StatusHub::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// Resolves once [`StatusHub::shutdown`] is called.
     pub async fn stopped(&self) {
         let mut stopping = self.stopping.subscribe();

@@ -53,8 +53,6 @@ pub struct Pipeline {
     probes: Arc<tokio::sync::Semaphore>,
     /// Videos this process will look at again (a job held them): one recheck each.
     rechecks: Arc<std::sync::Mutex<std::collections::HashSet<VideoId>>>,
-    /// Set when the process stops its workers.
-    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// An upload nobody wrote to for this long is abandoned (its process died).
@@ -74,26 +72,25 @@ impl Pipeline {
             config: Arc::new(config),
             probes: Arc::new(tokio::sync::Semaphore::new(PROBES_AT_ONCE)),
             rechecks: Arc::default(),
-            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 
-    /// Stops this process's workers: no new job is taken, and a running transcode is abandoned
-    /// with its claim released and the video queued again, so another worker takes it at once
-    /// (not once the claim goes stale); its partial outputs are removed.
+    /// The process stops (one signal, kept by the status hub): status watchers end, workers
+    /// take no new job, and a running transcode is abandoned with its claim released and the
+    /// video queued again, so another worker takes it at once (not once the claim goes stale);
+    /// its partial outputs are removed.
     pub fn shutdown(&self) {
-        self.stopping.send_replace(true);
+        self.hub.shutdown();
     }
 
-    /// Whether [`Pipeline::shutdown`] was called.
+    /// Whether the process stops.
     fn is_stopping(&self) -> bool {
-        *self.stopping.borrow()
+        self.hub.is_stopping()
     }
 
-    /// Resolves once [`Pipeline::shutdown`] is called.
+    /// Resolves once the process stops.
     async fn stopped(&self) {
-        let mut stopping = self.stopping.subscribe();
-        let _ = stopping.wait_for(|stopping| *stopping).await;
+        self.hub.stopped().await;
     }
 
     /// How long an upload may go without sending anything.

@@ -190,7 +190,32 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// How many times a transcode of video `id` was claimed (each claim is one encoder run).
+    /// Gives the job `token`'s hold back at shutdown: the video pending again, and the run not
+    /// counted as an attempt (a restart is not the source's fault); false if it no longer held
+    /// the video.
+    pub async fn release_transcode(&self, id: VideoId, token: &str) -> AppResult<bool> {
+        let now = Timestamp::now();
+        let changed = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET status = 'pending', status_reason = '', updated_at = $1, \
+                 claim_token = '', transcode_attempts = transcode_attempts - 1 \
+                 WHERE id = $2 AND claim_token = $3 AND status = 'processing'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(token)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if changed > 0 {
+            self.catalog_changed().await;
+        }
+        Ok(changed > 0)
+    }
+
+    /// How many encoder runs of video `id` counted as attempts: every claim, less the runs
+    /// given back at shutdown.
     pub async fn transcode_attempts(&self, id: VideoId) -> AppResult<Option<i64>> {
         let row: Option<(i64,)> = on_pool!(self, pool => {
             sqlx::query_as("SELECT transcode_attempts FROM videos WHERE id = $1")

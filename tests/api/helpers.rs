@@ -6,6 +6,7 @@
 
 mod client;
 mod mail;
+pub mod process;
 
 use std::{
     net::SocketAddr,
@@ -62,9 +63,30 @@ pub struct TestApp {
     pub mail: MailServer,
     pub services: Services,
     pub settings: Settings,
+    /// The `--flag value` pairs it was started with (a flag without a value has "").
+    pub flags: Vec<(String, String)>,
     /// Stops the server (see [`TestApp::stop`]).
     stop: Stopper,
     _dir: Arc<TempDir>,
+}
+
+/// Anything serving the API at a base URL: an in-process [`TestApp`] or a
+/// [`process::Process`] running `serve`.
+pub trait Server {
+    /// `http://127.0.0.1:<port>`.
+    fn base(&self) -> &str;
+}
+
+impl Server for TestApp {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+impl Server for process::Process {
+    fn base(&self) -> &str {
+        &self.base
+    }
 }
 
 /// Knobs of [`spawn_app_with`].
@@ -277,10 +299,10 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         defaults.retain(|(f, _)| *f != flag);
         defaults.push((flag, value));
     }
-    for (flag, value) in defaults {
-        args.push(flag);
+    for (flag, value) in &defaults {
+        args.push(flag.clone());
         if !value.is_empty() {
-            args.push(value);
+            args.push(value.clone());
         }
     }
     let settings = Settings::from_args(args).expect("test settings");
@@ -313,6 +335,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         mail,
         services,
         settings,
+        flags: defaults,
         stop: Arc::new(Mutex::new(Some((stop, server)))),
         _dir: dir,
     }

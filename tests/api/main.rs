@@ -24,6 +24,7 @@ mod catalog_versions;
 mod catalog_writes;
 mod cli;
 mod contract;
+mod faults;
 mod helpers;
 mod hls_check;
 mod hostile;

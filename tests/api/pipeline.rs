@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, multipart};
 use serde_json::Value;
 
-use crate::helpers::{AppOptions, PASSWORD, TestApp, spawn_peer};
+use crate::helpers::{AppOptions, PASSWORD, Server, TestApp, spawn_peer};
 
 pub(crate) fn options(extra: &[(&str, &str)]) -> AppOptions {
     let mut args = vec![("--transcode-preset".to_owned(), "veryfast".to_owned())];
@@ -48,7 +48,7 @@ pub(crate) async fn worker_of(app: &TestApp, extra: &[(&str, &str)]) -> TestApp 
 
 /// POSTs a multipart form: `fields` first, then the file part (if any).
 pub(crate) async fn post_form(
-    app: &TestApp,
+    app: &impl Server,
     token: &str,
     fields: &[(&str, &str)],
     file: Option<(&str, Vec<u8>)>,
@@ -68,11 +68,11 @@ pub(crate) async fn post_form(
 
 /// POSTs `form` to `/api/videos/` (with `Authorization: Token …` when given).
 pub(crate) async fn send_form(
-    app: &TestApp,
+    app: &impl Server,
     token: Option<&str>,
     form: multipart::Form,
 ) -> (StatusCode, Value) {
-    let mut request = app.http.post(format!("{}/api/videos/", app.base));
+    let mut request = reqwest::Client::new().post(format!("{}/api/videos/", app.base()));
     if let Some(token) = token {
         request = request.header("authorization", format!("Token {token}"));
     }
@@ -89,10 +89,9 @@ pub(crate) fn local(app: &TestApp, url: &str) -> String {
 }
 
 /// Reads the SSE stream of a video until it ends; returns the events.
-pub(crate) async fn sse_until_final(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
-    let response = app
-        .http
-        .get(format!("{}/api/videos/{id}/status/", app.base))
+pub(crate) async fn sse_until_final(app: &impl Server, token: &str, id: i64) -> Vec<Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/videos/{id}/status/", app.base()))
         .header("authorization", format!("Token {token}"))
         .send()
         .await

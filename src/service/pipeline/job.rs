@@ -77,6 +77,7 @@ impl Pipeline {
         tokio::fs::create_dir_all(&job.work_dir)
             .await
             .map_err(internal)?;
+        tracing::info!(video_id = %id, attempt = attempts, "transcoding");
         let started = std::time::Instant::now();
         let result = self.transcode(&job, &claim, delivery, consumer).await?;
         let outcome = match result {
@@ -233,12 +234,10 @@ impl Pipeline {
     }
 
     /// Gives a job this process stops back: the claim released (the video pending again, if
-    /// the job still held it) and the video queued again for any worker.
+    /// the job still held it, the run not counted as an attempt) and the video queued again
+    /// for any worker.
     async fn release(&self, job: &Job) -> AppResult<&'static str> {
-        let released = self
-            .store
-            .set_transcode_status(job.id, &job.token, VideoStatus::Pending, "")
-            .await?;
+        let released = self.store.release_transcode(job.id, &job.token).await?;
         if released {
             self.publish(job.id, VideoStatus::Pending, 0.0, "queued", "")
                 .await;

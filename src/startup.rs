@@ -148,7 +148,7 @@ pub async fn wait_for_shutdown() {
 async fn watch_health(services: Services, health: HealthReporter) {
     let mut serving = true;
     loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let ok = web::readiness(&services).await;
         if ok != serving {
             serving = ok;

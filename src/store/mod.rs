@@ -2,12 +2,20 @@
 //! the same SQL text (`$n` placeholders and `RETURNING` work on both), compiled once per backend
 //! by `on_pool!`; each backend keeps its own migrations under `migrations/`.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use sqlx::{
-    PgPool, SqlitePool,
-    postgres::PgPoolOptions,
+    Connection as _, PgPool, SqlitePool,
+    postgres::{PgConnection, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -25,7 +33,13 @@ pub struct Store {
     /// Bumped after every committed write that changes what cached reads show: the one place
     /// that keeps the response cache honest.
     cache: Cache,
+    /// Set while the health probe finds PostgreSQL unreachable: queries then fail at once as
+    /// UNAVAILABLE instead of each waiting out the pool's acquire timeout.
+    unreachable: Arc<AtomicBool>,
 }
+
+/// How long a health probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 enum Backend {
@@ -34,8 +48,17 @@ enum Backend {
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool, once per backend, so the same query code
-/// is type-checked against both drivers.
+/// is type-checked against both drivers; fails at once while the database is known to be
+/// unreachable (see [`Store::ping`]).
 macro_rules! on_pool {
+    ($self:ident, $pool:ident => $body:expr) => {{
+        $self.reachable()?;
+        on_any_pool!($self, $pool => $body)
+    }};
+}
+
+/// [`on_pool!`] without the reachability check (the probe itself, pool statistics, closing).
+macro_rules! on_any_pool {
     ($self:ident, $pool:ident => $body:expr) => {
         match &$self.backend {
             $crate::store::Backend::Postgres($pool) => $body,
@@ -126,6 +149,7 @@ impl Store {
         Ok(Self {
             backend,
             cache: Cache::disabled(),
+            unreachable: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -166,19 +190,55 @@ impl Store {
 
     /// Connections of the pool: (open, idle).
     pub fn pool_stats(&self) -> (u32, u32) {
-        on_pool!(self, pool => (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)))
+        on_any_pool!(self, pool => (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)))
     }
 
-    /// Round trip to the database (readiness).
+    /// Round trip to the database (readiness, the health watcher). PostgreSQL counts as
+    /// unreachable when neither the pool nor a new connection answers within a second (a pool
+    /// that is merely busy is not down); until a probe succeeds again, queries fail at once.
     pub async fn ping(&self) -> AppResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
+        let via_pool = tokio::time::timeout(PROBE_TIMEOUT, async {
+            on_any_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+        })
+        .await;
+        let error = match via_pool {
+            Ok(Ok(())) => {
+                self.unreachable.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
+            Ok(Err(e)) => AppError::from(e),
+            Err(_) => AppError::Unavailable("database: no answer within a second".into()),
+        };
+        if let Backend::Postgres(pool) = &self.backend {
+            let direct = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                PgConnection::connect_with(&pool.connect_options()),
+            )
+            .await;
+            let answers = match direct {
+                Ok(Ok(connection)) => {
+                    let _ = connection.close().await;
+                    true
+                }
+                _ => false,
+            };
+            self.unreachable.store(!answers, Ordering::Relaxed);
+        }
+        Err(error)
+    }
+
+    /// Fails while the last probe found the database unreachable.
+    fn reachable(&self) -> AppResult<()> {
+        if self.unreachable.load(Ordering::Relaxed) {
+            return Err(AppError::Unavailable(
+                "database: unreachable (health probe)".into(),
+            ));
+        }
         Ok(())
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await);
+        on_any_pool!(self, pool => pool.close().await);
     }
 }

@@ -66,6 +66,10 @@ pub enum AppError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The media disk has no room for the bytes (RESOURCE_EXHAUSTED with reason STORAGE_FULL /
+    /// 507); what was written of them is removed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// A dependency (database, Redis, mail) is down (UNAVAILABLE / 503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -276,6 +280,17 @@ impl From<AppError> for tonic::Status {
                 videoflix_gateway::REASON_PAYLOAD_TOO_LARGE,
                 "too_large",
             ),
+            AppError::StorageFull(cause) => {
+                tracing::error!(%cause, "the media disk is full");
+                (
+                    Code::ResourceExhausted,
+                    "The server has no room for the file right now; nothing was stored. Please \
+                     try again later."
+                        .into(),
+                    videoflix_gateway::REASON_STORAGE_FULL,
+                    "storage",
+                )
+            }
             AppError::MessageTooLarge => (
                 Code::ResourceExhausted,
                 "A message is larger than the limit of 4 MiB (4194304 bytes); upload files in \

@@ -25,6 +25,10 @@ pub const REASON_PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 /// caller read it (ABORTED): REST answers it as 412 Precondition Failed (`If-Match`).
 pub const REASON_ETAG_MISMATCH: &str = "ETAG_MISMATCH";
 
+/// `google.rpc.ErrorInfo.reason` of a write refused because the server's media disk is full
+/// (RESOURCE_EXHAUSTED): REST answers it as 507 Insufficient Storage.
+pub const REASON_STORAGE_FULL: &str = "STORAGE_FULL";
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -149,6 +153,7 @@ impl From<tonic::Status> for ApiError {
             status: match reason.as_deref() {
                 Some(REASON_PAYLOAD_TOO_LARGE) => StatusCode::PAYLOAD_TOO_LARGE,
                 Some(REASON_ETAG_MISMATCH) => StatusCode::PRECONDITION_FAILED,
+                Some(REASON_STORAGE_FULL) => StatusCode::INSUFFICIENT_STORAGE,
                 _ => http_status(status.code()),
             },
             body: ErrorBody {

@@ -21,7 +21,10 @@ use tower::{ServiceBuilder, util::MapRequest};
 use utoipa::OpenApi as _;
 
 pub use call::AlreadyThrottled;
-pub use error::{ApiError, ErrorBody, REASON_ETAG_MISMATCH, REASON_PAYLOAD_TOO_LARGE, http_status};
+pub use error::{
+    ApiError, ErrorBody, REASON_ETAG_MISMATCH, REASON_PAYLOAD_TOO_LARGE, REASON_STORAGE_FULL,
+    http_status,
+};
 pub use routes::{OPERATIONS, Operation, UNMAPPED_RPCS};
 
 /// Client code generated from `proto/videoflix/v1`.
@@ -153,7 +156,7 @@ fn normalize_path(mut request: Request<Body>) -> Request<Body> {
                        `Authorization: Token <access>` or `Authorization: Bearer <access>`; the \
                        access token comes from `POST /login/` (`token`) or `POST /jwt/` (`access`).\n\n\
                        Errors: `{\"type\": [...], \"message\": [...], \"fields\": {...}}` with \
-                       400/401/403/404/413/415/429/503 (429 carries `Retry-After`); every \
+                       400/401/403/404/412/413/415/429/503/507 (429 carries `Retry-After`); every \
                        operation lists the ones it can answer. The legacy account paths answer \
                        client errors with 400, as the original did.",
         license(name = "MIT", identifier = "MIT"),

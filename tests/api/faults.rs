@@ -15,7 +15,10 @@ use crate::{
 };
 
 /// Waits (bounded) for an event matching `found`; returns it.
-async fn event_where(events: &mut mpsc::Receiver<Value>, found: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn event_where(
+    events: &mut mpsc::Receiver<Value>,
+    found: impl Fn(&Value) -> bool,
+) -> Value {
     let wait = async {
         while let Some(event) = events.recv().await {
             if found(&event) {

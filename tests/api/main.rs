@@ -25,6 +25,7 @@ mod catalog_writes;
 mod cli;
 mod contract;
 mod faults;
+mod faults_disk;
 mod faults_postgres;
 mod helpers;
 mod hls_check;

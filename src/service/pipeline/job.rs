@@ -74,12 +74,13 @@ impl Pipeline {
             attempts,
             video_dir,
         };
-        tokio::fs::create_dir_all(&job.work_dir)
-            .await
-            .map_err(internal)?;
         tracing::info!(video_id = %id, attempt = attempts, "transcoding");
         let started = std::time::Instant::now();
-        let result = self.transcode(&job, &claim, delivery, consumer).await?;
+        let result = match tokio::fs::create_dir_all(&job.work_dir).await {
+            Ok(()) => self.transcode(&job, &claim, delivery, consumer).await?,
+            // A full disk, say: an attempt that failed like any other.
+            Err(e) => Err(MediaError::Io(e)),
+        };
         let outcome = match result {
             Ok(outputs) => self.finish(&job, &outputs).await,
             Err(e) => {

@@ -245,6 +245,19 @@ impl Pipeline {
     }
 }
 
+/// A media file operation that failed: a full disk (or quota) is [`AppError::StorageFull`],
+/// anything else internal.
 fn internal(e: std::io::Error) -> AppError {
+    if is_storage_full(&e) {
+        return AppError::StorageFull(e.to_string());
+    }
     AppError::Internal(anyhow::Error::new(e).context("media files"))
+}
+
+/// Whether `e` says the disk (or the user's quota) is full.
+pub(crate) fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

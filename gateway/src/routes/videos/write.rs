@@ -115,6 +115,7 @@ fn metadata(fields: &[(&'static str, Option<String>)]) -> ApiResult<pb::VideoMet
         (status = 403, description = "Not a superuser", body = ErrorBody),
         (status = 413, description = "File larger than UPLOAD_MAX_BYTES", body = ErrorBody),
         (status = 429, description = "Throttled", body = ErrorBody),
+        (status = 507, description = "The media disk is full: nothing was stored (`type`: storage)", body = ErrorBody),
     )
 )]
 pub(crate) async fn create_video(

@@ -58,18 +58,27 @@ impl Pipeline {
             .map_err(internal)?;
         let result = async {
             loop {
-                // A client that stops sending holds a connection and a file: drop it.
-                let next = tokio::time::timeout(self.config.upload_idle, chunks.next())
-                    .await
-                    .map_err(|_| {
-                        AppError::field(
-                            "video_file",
-                            format!(
-                                "The upload stalled: nothing arrived for {} s.",
-                                self.config.upload_idle.as_secs()
-                            ),
-                        )
-                    })?;
+                // A client that stops sending holds a connection and a file: drop it. At
+                // shutdown an upload still arriving is refused (its file removed) rather than
+                // left to run into the end of the grace period.
+                let next = tokio::select! {
+                    next = tokio::time::timeout(self.config.upload_idle, chunks.next()) => {
+                        next.map_err(|_| {
+                            AppError::field(
+                                "video_file",
+                                format!(
+                                    "The upload stalled: nothing arrived for {} s.",
+                                    self.config.upload_idle.as_secs()
+                                ),
+                            )
+                        })?
+                    }
+                    () = self.stopped() => {
+                        return Err(AppError::Unavailable(
+                            "the server is shutting down; an upload was refused".into(),
+                        ));
+                    }
+                };
                 let Some(chunk) = next else {
                     break;
                 };

@@ -222,6 +222,11 @@ pub struct Settings {
     #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 120)]
     pub idle_timeout: u64,
 
+    /// Seconds a response may wait for a client that stopped reading (no byte of it accepted by
+    /// the connection) before the connection is closed.
+    #[arg(long, env = "WRITE_STALL_TIMEOUT", default_value_t = 60)]
+    pub write_stall_timeout: u64,
+
     /// Seconds a stopping process gives requests in flight and transcode workers to finish
     /// (SIGTERM or SIGINT; a second signal exits at once).
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]

@@ -9,6 +9,8 @@
 //! - at most `max_connections` connections, and `max_per_address` from one address (an IPv6
 //!   client by its /64): a new connection over either is closed at once, so a flood from one
 //!   address leaves room for everyone else;
+//! - a write that a peer leaves unread for `write_stall_timeout` closes the connection
+//!   ([`stall`]), and an HTTP/2 stream queues at most 128 KiB for a peer;
 //! - an accept error such as EMFILE (out of file descriptors) backs off instead of spinning.
 
 use std::{
@@ -30,6 +32,8 @@ use tower::ServiceExt as _;
 
 use crate::service::ClientInfo;
 
+mod stall;
+
 /// Connection limits and timeouts (from the settings).
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -43,6 +47,8 @@ pub struct ConnectionLimits {
     pub http2_keep_alive: Duration,
     /// Time a connection may stay open with no request in progress.
     pub idle_timeout: Duration,
+    /// How long a write may wait for a peer that stopped reading before the connection closes.
+    pub write_stall_timeout: Duration,
     /// How long open connections may finish their requests at shutdown.
     pub shutdown_grace: Duration,
 }
@@ -98,9 +104,15 @@ fn connection_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.http2_keep_alive))
-        .keep_alive_timeout(limits.http2_keep_alive);
+        .keep_alive_timeout(limits.http2_keep_alive)
+        // What one HTTP/2 stream may have queued for a peer that does not read it.
+        .max_send_buf_size(STREAM_SEND_BUFFER);
     builder
 }
+
+/// Bytes queued per HTTP/2 stream for sending (hyper's default is 400 KiB): a stream whose peer
+/// stopped reading holds at most this much (plus one chunk) until its connection goes.
+const STREAM_SEND_BUFFER: usize = 128 * 1024;
 
 /// After a failed accept. EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until a
 /// connection closes; wait instead of spinning (and flooding the log). Any other error concerns
@@ -192,7 +204,10 @@ pub async fn serve(
         let activity = Activity::new();
         let service = tracked(router.clone(), peer, activity.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(stall::WriteDeadline::new(tcp, limits.write_stall_timeout)),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let mut stopping = stopping.subscribe();
         let idle_timeout = limits.idle_timeout;

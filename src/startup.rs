@@ -229,7 +229,8 @@ async fn grpc_routes(
         settings.media_dir.clone(),
         MediaSigner::new(settings.signing_secret()),
         settings.public_url.clone(),
-    );
+    )
+    .with_stall_timeout(Duration::from_secs(settings.write_stall_timeout.max(1)));
     let video = VideoGrpc::new(
         services.catalog.clone(),
         services.pipeline.clone(),
@@ -275,6 +276,7 @@ fn connection_limits(settings: &Settings) -> crate::serve::ConnectionLimits {
         header_read_timeout: Duration::from_secs(settings.header_read_timeout.max(1)),
         http2_keep_alive: Duration::from_secs(settings.http2_keep_alive.max(1)),
         idle_timeout: Duration::from_secs(settings.idle_timeout.max(1)),
+        write_stall_timeout: Duration::from_secs(settings.write_stall_timeout.max(1)),
         shutdown_grace: Duration::from_secs(settings.shutdown_grace),
     }
 }

@@ -58,6 +58,8 @@ pub struct Playback {
     media_dir: PathBuf,
     signer: MediaSigner,
     public_url: Url,
+    /// How long a download waits for a client that stopped reading before it ends.
+    stall_timeout: Duration,
 }
 
 impl Playback {
@@ -75,7 +77,14 @@ impl Playback {
             media_dir,
             signer,
             public_url,
+            stall_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Downloads end once their client has taken no chunk for `timeout` (WRITE_STALL_TIMEOUT).
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
     }
 
     /// The signed, absolute URL of a stored media path ('' when there is none), valid until
@@ -148,8 +157,10 @@ impl Playback {
             .await
             .map_err(io)?;
         // A small channel: the reader waits for the client (HTTP/2 flow control), and stops
-        // when the client goes away (the receiver is dropped).
-        let (tx, rx) = mpsc::channel(4);
+        // when the client goes away (the receiver is dropped) or takes nothing for the stall
+        // timeout (its file and task are freed; what is queued is at most two chunks).
+        let (tx, rx) = mpsc::channel(2);
+        let stall = self.stall_timeout;
         tokio::spawn(async move {
             let _open = crate::monitoring::OpenStream::new("download");
             let mut at = offset;
@@ -164,8 +175,13 @@ impl Playback {
                     }
                 };
                 buf.truncate(n);
-                if tx.send(Ok((at, Bytes::from(buf)))).await.is_err() {
-                    return;
+                match tokio::time::timeout(stall, tx.send(Ok((at, Bytes::from(buf))))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!(at, "a download stalled: its client stopped reading");
+                        return;
+                    }
                 }
                 at += n as u64;
             }

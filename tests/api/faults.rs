@@ -145,8 +145,6 @@ async fn a_stopped_worker_gives_its_job_back_and_a_killed_ones_job_is_reclaimed_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_in_flight_at_shutdown_is_refused_and_leaves_nothing_and_the_process_exits_0() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
     let app = spawn_app_with(Backend::Real, options(&[])).await;
     let token = admin(&app).await;
     let mut server = Process::serve(&app, &[]).await;
@@ -154,22 +152,7 @@ async fn an_upload_in_flight_at_shutdown_is_refused_and_leaves_nothing_and_the_p
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
-    let boundary = "XyZ";
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nCut short\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"a.mp4\"\r\n\
-         Content-Type: video/mp4\r\n\r\n"
-    );
-    let request = format!(
-        "POST /api/videos/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n\
-         Content-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: 10000000\r\n\r\n{head}"
-    );
-    stream.write_all(request.as_bytes()).await.expect("head");
-    stream
-        .write_all(&vec![0u8; 64 * 1024])
-        .await
-        .expect("bytes");
+    crate::hostile::start_upload(&mut stream, &token, "Cut short").await;
     // The upload is arriving: its file exists.
     let incoming = app.settings.media_dir.join("incoming");
     let parts = || {
@@ -192,19 +175,9 @@ async fn an_upload_in_flight_at_shutdown_is_refused_and_leaves_nothing_and_the_p
     // file removed, no video created, and the process exits 0.
     let stopped = std::time::Instant::now();
     server.signal("TERM");
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut buf = [0u8; 4096];
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer");
-    let text = String::from_utf8_lossy(&answer);
+    let text = crate::hostile::answer_head(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("no answer");
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     let exit = server.exit_within(Duration::from_secs(10)).await;
     assert_eq!(exit.code(), Some(0), "{}", server.tail());

@@ -30,6 +30,7 @@ mod faults_postgres;
 mod helpers;
 mod hls_check;
 mod hostile;
+mod hostile_readers;
 mod jobs;
 mod legacy;
 mod media;

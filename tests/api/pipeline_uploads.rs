@@ -116,6 +116,13 @@ async fn an_uploaded_file_becomes_a_playable_adaptive_video() {
     let ready = ["outcome=\"ready\""];
     let jobs = crate::observability::scraped(&app, "videoflix_transcode_jobs_total", &ready).await;
     assert!(jobs.is_some_and(|n| n >= 1.0), "{jobs:?}");
+    // ...and how long it took: a histogram sample per job, its sum a real duration.
+    let name = "videoflix_transcode_duration_seconds_count";
+    let timed = crate::observability::scraped(&app, name, &ready).await;
+    assert!(timed.is_some_and(|n| n >= 1.0), "{timed:?}");
+    let name = "videoflix_transcode_duration_seconds_sum";
+    let took = crate::observability::scraped(&app, name, &ready).await;
+    assert!(took.is_some_and(|s| s > 0.0 && s < 600.0), "{took:?}");
     let part = app
         .http
         .get(&mp4)

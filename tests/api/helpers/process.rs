@@ -67,7 +67,11 @@ impl Process {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn")
+            // PROCESS_LOG (a RUST_LOG filter) shows more of the processes when debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("PROCESS_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned()),
+            )
             .current_dir(app.settings.media_dir.parent().expect("the app's folder"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

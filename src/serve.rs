@@ -10,7 +10,7 @@
 //!   client by its /64): a new connection over either is closed at once, so a flood from one
 //!   address leaves room for everyone else;
 //! - a write that a peer leaves unread for `write_stall_timeout` closes the connection
-//!   ([`stall`]), and an HTTP/2 stream queues at most 128 KiB for a peer;
+//!   (`serve/stall.rs`), and an HTTP/2 stream queues at most 128 KiB for a peer;
 //! - an accept error such as EMFILE (out of file descriptors) backs off instead of spinning.
 
 use std::{

@@ -169,39 +169,36 @@ impl Store {
         status: VideoStatus,
         reason: &str,
     ) -> AppResult<bool> {
-        let now = Timestamp::now();
-        let changed = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3, \
-                 claim_token = '' WHERE id = $4 AND claim_token = $5 AND status = 'processing'",
-            )
-            .bind(status)
-            .bind(reason)
-            .bind(now)
-            .bind(id)
-            .bind(token)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        if changed > 0 {
-            self.catalog_changed().await;
-        }
-        Ok(changed > 0)
+        self.end_hold(id, token, status, reason, 0).await
     }
 
     /// Gives the job `token`'s hold back at shutdown: the video pending again, and the run not
     /// counted as an attempt (a restart is not the source's fault); false if it no longer held
     /// the video.
     pub async fn release_transcode(&self, id: VideoId, token: &str) -> AppResult<bool> {
+        self.end_hold(id, token, VideoStatus::Pending, "", 1).await
+    }
+
+    /// Ends a hold, taking `refund` runs off the attempts.
+    async fn end_hold(
+        &self,
+        id: VideoId,
+        token: &str,
+        status: VideoStatus,
+        reason: &str,
+        refund: i64,
+    ) -> AppResult<bool> {
         let now = Timestamp::now();
         let changed = on_pool!(self, pool => {
             sqlx::query(
-                "UPDATE videos SET status = 'pending', status_reason = '', updated_at = $1, \
-                 claim_token = '', transcode_attempts = transcode_attempts - 1 \
-                 WHERE id = $2 AND claim_token = $3 AND status = 'processing'",
+                "UPDATE videos SET status = $1, status_reason = $2, updated_at = $3, \
+                 claim_token = '', transcode_attempts = transcode_attempts - $4 \
+                 WHERE id = $5 AND claim_token = $6 AND status = 'processing'",
             )
+            .bind(status)
+            .bind(reason)
             .bind(now)
+            .bind(refund)
             .bind(id)
             .bind(token)
             .execute(pool)

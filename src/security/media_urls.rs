@@ -102,6 +102,16 @@ impl MediaSigner {
         Ok(path)
     }
 
+    /// The URLs of one answer, all expiring at `expires`, under `base` (`<PUBLIC_URL>media/`).
+    pub fn urls<'a>(&'a self, base: &'a str, expires: u64) -> AnswerUrls<'a> {
+        AnswerUrls {
+            signer: self,
+            base,
+            expires,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+
     fn mac(&self, scope: &str, expires: u64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -114,6 +124,44 @@ impl MediaSigner {
             let tag = self.mac(scope, expires).finalize().into_bytes();
             URL_SAFE_NO_PAD.encode(&tag[..16])
         })
+    }
+}
+
+/// Signs the media URLs of one answer. A video's files share one folder, so its signature is
+/// looked up once for all of them, and each URL is the base, that prefix and the path put
+/// together (no URL parsing: every segment of a signable path is a plain name).
+pub struct AnswerUrls<'a> {
+    signer: &'a MediaSigner,
+    base: &'a str,
+    expires: u64,
+    /// The last folder signed and its `<base><expires>/<signature>/` prefix.
+    last: std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl AnswerUrls<'_> {
+    /// The signed, absolute URL of a stored media path; '' for none or one that could not be
+    /// served.
+    pub fn url(&self, path: &str) -> String {
+        let Some(scope) = scope(path) else {
+            return String::new();
+        };
+        let mut last = self.last.borrow_mut();
+        let (_, prefix) = match &mut *last {
+            Some(held) if held.0 == scope => held,
+            slot => slot.insert((
+                scope.to_owned(),
+                format!(
+                    "{}{}/{}/",
+                    self.base,
+                    self.expires,
+                    self.signer.signature(scope, self.expires)
+                ),
+            )),
+        };
+        let mut url = String::with_capacity(prefix.len() + path.len());
+        url.push_str(prefix);
+        url.push_str(path);
+        url
     }
 }
 
@@ -210,6 +258,36 @@ mod tests {
                 .verify(exp, sig, path, NOW)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn answer_urls_are_what_joining_the_signed_path_to_public_url_gives() {
+        let signer = MediaSigner::new("secret");
+        let paths = [
+            "videos/7/abc/360p.mp4",
+            "videos/7/abc/hls/master.m3u8",
+            "videos/8/def/poster.jpg",
+            "videos/7/abc/thumbs/thumbnails.vtt",
+            "videos/7/../x/a.mp4",
+            "",
+        ];
+        for public in [
+            "https://videoflix.example/",
+            "https://h.example/app/",
+            "http://h:8000/a",
+        ] {
+            let public = url::Url::parse(public).expect("url");
+            let base = public.join("media/").expect("base").to_string();
+            let urls = signer.urls(&base, NOW);
+            for path in paths {
+                let joined = signer
+                    .sign(path, NOW)
+                    .and_then(|signed| public.join(&format!("media/{signed}")).ok())
+                    .map(String::from)
+                    .unwrap_or_default();
+                assert_eq!(urls.url(path), joined, "{public} {path}");
+            }
+        }
     }
 
     #[test]

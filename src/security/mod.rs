@@ -6,5 +6,5 @@ mod media_urls;
 mod tokens;
 
 pub use hashing::Hasher;
-pub use media_urls::{MediaSigner, MediaUrlError, unix_now};
+pub use media_urls::{AnswerUrls, MediaSigner, MediaUrlError, unix_now};
 pub use tokens::{AccessClaims, LinkPurpose, Tokens, hash_refresh_token, new_refresh_token};

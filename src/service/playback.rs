@@ -16,7 +16,7 @@ use super::{Caller, Catalog, StatusEvent, StatusHub, VideoView};
 use crate::{
     domain::{Rung, VideoId, VideoStatus},
     error::{AppError, AppResult},
-    security::MediaSigner,
+    security::{AnswerUrls, MediaSigner},
 };
 
 /// Bytes per streamed chunk.
@@ -58,6 +58,8 @@ pub struct Playback {
     media_dir: PathBuf,
     signer: MediaSigner,
     public_url: Url,
+    /// `<PUBLIC_URL>media/`, the base of every media URL.
+    media_base: String,
     /// How long a download waits for a client that stopped reading before it ends.
     stall_timeout: Duration,
 }
@@ -76,6 +78,10 @@ impl Playback {
             hub,
             media_dir,
             signer,
+            media_base: public_url
+                .join("media/")
+                .map(String::from)
+                .unwrap_or_default(),
             public_url,
             stall_timeout: Duration::from_secs(60),
         }
@@ -90,14 +96,13 @@ impl Playback {
     /// The signed, absolute URL of a stored media path ('' when there is none), valid until
     /// `expires` (one [`MediaSigner::current_expiry`] for every URL of one answer).
     pub fn media_url(&self, path: &str, expires: u64) -> String {
-        if path.is_empty() {
-            return String::new();
-        }
-        self.signer
-            .sign(path, expires)
-            .and_then(|signed| self.public_url.join(&format!("media/{signed}")).ok())
-            .map(String::from)
-            .unwrap_or_default()
+        self.media_urls(expires).url(path)
+    }
+
+    /// The media URLs of one answer, valid until `expires`: build one per answer, so each
+    /// video's folder is signed once for all its files.
+    pub fn media_urls(&self, expires: u64) -> AnswerUrls<'_> {
+        self.signer.urls(&self.media_base, expires)
     }
 
     /// The etag of a request (`request`: its canonical bytes, without the client's validator)

@@ -323,8 +323,8 @@ pub(super) fn event_pb(event: &StatusEvent) -> pb::WatchTranscodeStatusResponse 
 
 /// A video as `view`'s caller sees it, its media URLs signed by `playback`.
 pub(super) fn video_pb(playback: &Playback, view: &VideoView) -> pb::Video {
-    let expires = MediaSigner::current_expiry();
-    let url = |path: &str| playback.media_url(path, expires);
+    let urls = playback.media_urls(MediaSigner::current_expiry());
+    let url = |path: &str| urls.url(path);
     let r = &view.record;
     let m = &r.media;
     pb::Video {

@@ -26,7 +26,9 @@
 # trailers). Latency: wrk's p99; for h2load the p99 of its per-request log. The figures of a run
 # are printed at the end with the command that reproduces it.
 #
-# Usage: bench/catalog.sh [seconds per run, default 10]
+# Usage: bench/catalog.sh [seconds per run, default 10]. With PERF_OUT=<file>, `perf record -g`
+# samples the server during the cache-off run into that file and the top of its report is printed
+# (perf must be installed; the figures of that run include perf's overhead).
 set -eEuo pipefail
 trap 'echo "error: bench/catalog.sh: line $LINENO failed (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -278,7 +280,16 @@ start_server --cache-enabled false
 login
 AUTH="Authorization: Token $TOKEN"
 check_rest "$PORT" /api/videos/ "${BYTES[list]}"
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then
+    command -v perf >/dev/null || fail "PERF_OUT is set but perf is not installed"
+    perf record -g -o "$PERF_OUT" -p "$SERVER_PID" -- sleep "$DURATION" 2>"$WORK/perf.log" &
+    PERF_PID=$!
+fi
 run_wrk "the server" "$SERVER_PID" "$PORT" /api/videos/
+if [ -n "$PERF_PID" ]; then
+    wait "$PERF_PID" || { cat "$WORK/perf.log" >&2; fail "perf record failed"; }
+fi
 check_rest "$PORT" /api/videos/ "${BYTES[list]}"
 record "GET /api/videos/ (cache off)" "${BYTES[list]}" "$RUN_RPS" "$RUN_P99" "$list_ceiling_rps" "$list_ceiling_p99"
 stop_server
@@ -293,4 +304,10 @@ echo "nginx serves each route's own bytes (the cache-off row is compared with th
 echo "is compared with nginx serving the same gRPC body over h2c with a grpc-status 0 trailer."
 echo "$(date), $(nproc) cores shared by the server, nginx and the load generators,"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')."
-echo "Reproduce with: bench/catalog.sh $DURATION"
+echo "Reproduce with: ${PERF_OUT:+PERF_OUT=$PERF_OUT }bench/catalog.sh $DURATION"
+if [ -n "${PERF_OUT:-}" ]; then
+    echo
+    echo "Where the server spent the cache-off run (perf report --no-children, top entries):"
+    perf report -i "$PERF_OUT" --stdio --no-children --percent-limit 1.5 2>/dev/null |
+        grep -E '^ +[0-9]+\.[0-9]+%' | head -n 30
+fi

@@ -168,18 +168,23 @@ impl AnswerUrls<'_> {
 /// The signed folder of a stored path: `videos/<id>/<name>`; None unless every segment is a
 /// plain name (letters, digits, `.`, `-`, `_`; no `..`, no empty segment).
 fn scope(path: &str) -> Option<&str> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let plain = |s: &&str| {
+    let plain = |s: &str| {
         !s.is_empty()
             && !s.starts_with('.')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
     };
-    if segments.len() < 3 || !segments.iter().all(plain) || segments[0] != "videos" {
-        return None;
+    // Checked without allocating: this runs for every URL of every answer.
+    let mut segments = path.split('/');
+    let mut end = 0;
+    for (n, segment) in segments.by_ref().take(3).enumerate() {
+        if !plain(segment) || (n == 0 && segment != "videos") {
+            return None;
+        }
+        end += segment.len() + usize::from(n > 0);
     }
-    let end = segments[0].len() + segments[1].len() + segments[2].len() + 2;
-    path.get(..end)
+    let three = path.get(..end)?.matches('/').count() == 2;
+    (three && segments.all(plain)).then(|| &path[..end])
 }
 
 #[cfg(test)]
@@ -287,6 +292,48 @@ mod tests {
                     .unwrap_or_default();
                 assert_eq!(urls.url(path), joined, "{public} {path}");
             }
+        }
+    }
+
+    /// The first, allocating form of [`scope`], kept as its reference.
+    fn reference_scope(path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let plain = |s: &&str| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        };
+        if segments.len() < 3 || !segments.iter().all(plain) || segments[0] != "videos" {
+            return None;
+        }
+        let end = segments[0].len() + segments[1].len() + segments[2].len() + 2;
+        path.get(..end)
+    }
+
+    #[test]
+    fn the_scope_check_agrees_with_its_reference() {
+        let paths = [
+            "videos/7/abc/360p.mp4",
+            "videos/7/abc",
+            "videos/7",
+            "videos",
+            "",
+            "/videos/7/a",
+            "videos/7/a/",
+            "videos//a/b",
+            "videos/7/a//b",
+            "videos/7/../b",
+            "videos/7/.tmp-x/a",
+            "videos/7/a/.hidden",
+            "videos/7/a b/c",
+            "videos/7/ä/c",
+            "Videos/7/a/b",
+            "videos/7/a/hls/360p/segment-00001.m4s",
+            "incoming/x.part",
+        ];
+        for path in paths {
+            assert_eq!(scope(path), reference_scope(path), "{path:?}");
         }
     }
 

@@ -176,15 +176,15 @@ fn scope(path: &str) -> Option<&str> {
     };
     // Checked without allocating: this runs for every URL of every answer.
     let mut segments = path.split('/');
-    let mut end = 0;
-    for (n, segment) in segments.by_ref().take(3).enumerate() {
-        if !plain(segment) || (n == 0 && segment != "videos") {
+    let (mut taken, mut end) = (0, 0);
+    for segment in segments.by_ref().take(3) {
+        if !plain(segment) || (taken == 0 && segment != "videos") {
             return None;
         }
-        end += segment.len() + usize::from(n > 0);
+        end += segment.len() + usize::from(taken > 0);
+        taken += 1;
     }
-    let three = path.get(..end)?.matches('/').count() == 2;
-    (three && segments.all(plain)).then(|| &path[..end])
+    (taken == 3 && segments.all(plain)).then(|| &path[..end])
 }
 
 #[cfg(test)]

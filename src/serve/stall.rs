@@ -1,7 +1,9 @@
 //! A write deadline for a connection: when the peer stops reading (our socket buffer full) and
 //! a write makes no progress for the deadline, the write fails and hyper closes the connection.
-//! So a client that never reads a media file, an SSE stream or a gRPC stream holds its
-//! connection, its task and the response's buffered bytes for that long at most, not forever.
+//! So a client that never reads a media file or an SSE stream holds its connection, its task
+//! and the response's buffered bytes for that long at most, not forever. (An HTTP/2 stream the
+//! peer does not read stops at its flow-control window without a pending write; a download ends
+//! itself then, see `Playback::stream`.)
 
 use std::{
     io,

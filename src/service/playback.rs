@@ -57,7 +57,6 @@ pub struct Playback {
     hub: StatusHub,
     media_dir: PathBuf,
     signer: MediaSigner,
-    public_url: Url,
     /// `<PUBLIC_URL>media/`, the base of every media URL.
     media_base: String,
     /// How long a download waits for a client that stopped reading before it ends.
@@ -82,7 +81,6 @@ impl Playback {
                 .join("media/")
                 .map(String::from)
                 .unwrap_or_default(),
-            public_url,
             stall_timeout: Duration::from_secs(60),
         }
     }
@@ -93,14 +91,9 @@ impl Playback {
         self
     }
 
-    /// The signed, absolute URL of a stored media path ('' when there is none), valid until
-    /// `expires` (one [`MediaSigner::current_expiry`] for every URL of one answer).
-    pub fn media_url(&self, path: &str, expires: u64) -> String {
-        self.media_urls(expires).url(path)
-    }
-
-    /// The media URLs of one answer, valid until `expires`: build one per answer, so each
-    /// video's folder is signed once for all its files.
+    /// The media URLs of one answer, valid until `expires` (one
+    /// [`MediaSigner::current_expiry`] per answer): build one per answer, so each video's folder
+    /// is signed once for all its files.
     pub fn media_urls(&self, expires: u64) -> AnswerUrls<'_> {
         self.signer.urls(&self.media_base, expires)
     }
@@ -115,7 +108,7 @@ impl Playback {
         if_none_match: &str,
     ) -> (String, bool) {
         let mut bytes = request.to_vec();
-        bytes.extend_from_slice(self.public_url.as_str().as_bytes());
+        bytes.extend_from_slice(self.media_base.as_bytes());
         bytes.extend_from_slice(&MediaSigner::current_expiry().to_be_bytes());
         let etag = self.catalog.etag(caller, &bytes).await;
         let unchanged = !etag.is_empty() && etag == if_none_match;

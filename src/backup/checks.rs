@@ -264,6 +264,7 @@ struct CheckedVideo {
 fn imported_video(entry: &VideoEntry, checked: CheckedVideo) -> ImportedVideo {
     let meta = checked.meta;
     let search_text = meta.search_text();
+    let search_title = meta.search_title();
     let mut rungs = RungFiles::default();
     for (rung, path) in [
         (Rung::P360, &entry.video_file_hd360),
@@ -300,6 +301,7 @@ fn imported_video(entry: &VideoEntry, checked: CheckedVideo) -> ImportedVideo {
             },
         },
         search_text,
+        search_title,
     }
 }
 

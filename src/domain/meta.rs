@@ -85,9 +85,14 @@ impl VideoMeta {
         }
     }
 
-    /// Text the search matches: lower-cased title and description.
+    /// Text the search matches: title and description, folded ([`super::fold_search`]).
     pub fn search_text(&self) -> String {
-        format!("{} {}", self.title, self.description).to_lowercase()
+        super::fold_search(&format!("{} {}", self.title, self.description))
+    }
+
+    /// The folded title, which search results are ranked by.
+    pub fn search_title(&self) -> String {
+        super::fold_search(&self.title)
     }
 }
 

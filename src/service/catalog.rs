@@ -241,6 +241,12 @@ impl Catalog {
             videos.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             videos.last().map(|last| PageToken {
                 ordering: request.ordering,
+                rank: match (&query.filter.search, request.ordering) {
+                    (Some(search), Ordering::Relevance) => {
+                        search.rank(&crate::domain::fold_search(&last.title))
+                    }
+                    _ => 0,
+                },
                 micros: match request.ordering.column() {
                     "updated_at" => last.updated_at.micros(),
                     _ => last.uploaded_at.micros(),
@@ -531,7 +537,7 @@ fn cache_key(query: &VideoQuery) -> String {
     let filter = serde_json::to_string(&query.filter).unwrap_or_default();
     let after = query
         .after
-        .map(|t| format!("{}:{}", t.micros, t.id))
+        .map(|t| format!("{}:{}:{}", t.rank, t.micros, t.id))
         .unwrap_or_default();
     format!(
         "list:{filter}:{}:{after}:{}:{}",

@@ -38,8 +38,10 @@ pub struct ExportedProgress {
 pub struct ImportedVideo {
     /// Every exported column, as a stored record (uploader contact fields unused).
     pub record: VideoRecord,
-    /// Lower-cased title and description.
+    /// Folded title and description ([`crate::domain::VideoMeta::search_text`]).
     pub search_text: String,
+    /// Folded title.
+    pub search_title: String,
 }
 
 /// Everything one import writes, in one transaction.
@@ -71,6 +73,7 @@ fn import_columns() -> Vec<&'static str> {
         "status",
         "status_reason",
         "search_text",
+        "search_title",
     ];
     columns.extend(videos::media_columns());
     columns
@@ -277,6 +280,7 @@ impl ImportTx {
                     .bind(r.status)
                     .bind(&r.status_reason)
                     .bind(&v.search_text)
+                    .bind(&v.search_title)
                     .bind(&m.video_file)
                     .bind(&m.poster)
                     .bind(&m.vtt_file)

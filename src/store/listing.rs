@@ -1,14 +1,20 @@
-//! Catalog lists: filters, keyset or offset pages, and the total, on both backends (on SQLite
-//! as one JSON row, see [`sqlite_videos`](super::videos)).
+//! Catalog lists: filters, indexed search, keyset or numbered pages, and the total, on both
+//! backends (on SQLite as one JSON row, see [`sqlite_videos`](super::videos)). Counts and the
+//! positions behind page numbers come from a [`PageIndex`](super::pages::PageIndex) while the
+//! catalog generation it was built at is current, so neither grows with the page number.
 
 use serde::{Deserialize, Serialize};
+use sqlx::{FromRow as _, Row as _};
 
 use super::{
     Backend, Store, VideoRecord,
-    videos::{VIDEO_SELECT, from_json, sqlite_json},
+    pages::{PageIndex, PageKey},
+    videos::{VIDEO_COLUMNS, VIDEO_FROM, from_json, sqlite_json},
 };
 use crate::{
-    domain::{Genre, Language, Ordering, PageToken, Timestamp, UserId, VideoId},
+    domain::{
+        Genre, Language, Ordering, PageToken, SearchQuery, Timestamp, UserId, VideoId, WORST_RANK,
+    },
     error::AppResult,
 };
 
@@ -30,8 +36,8 @@ pub struct VideoFilter {
     pub uploaded_after: Option<Timestamp>,
     /// Only videos updated at or after.
     pub updated_after: Option<Timestamp>,
-    /// Lower-cased substring of title or description.
-    pub search: Option<String>,
+    /// Only videos whose folded title or description contain this.
+    pub search: Option<SearchQuery>,
 }
 
 /// One list request: filter, order, and either a keyset cursor or an offset.
@@ -39,7 +45,7 @@ pub struct VideoFilter {
 pub struct VideoQuery {
     /// Filter.
     pub filter: VideoFilter,
-    /// Order.
+    /// Order ([`Ordering::Relevance`] without a search is the default order).
     pub ordering: Ordering,
     /// Start after this row (keyset).
     pub after: Option<PageToken>,
@@ -58,17 +64,16 @@ pub struct VideoPage {
     pub total: i64,
 }
 
-enum Arg {
+pub(super) enum Arg {
     I64(i64),
     Text(String),
     Ts(Timestamp),
 }
 
-/// SQL text with numbered placeholders and their values in order.
+/// The values of a statement's numbered placeholders, in order.
 #[derive(Default)]
-struct Sql {
-    text: String,
-    args: Vec<Arg>,
+pub(super) struct Sql {
+    pub(super) args: Vec<Arg>,
 }
 
 impl Sql {
@@ -78,64 +83,198 @@ impl Sql {
     }
 }
 
-/// Appends `WHERE …` for `filter` (and the cursor) to `sql`.
-fn where_clause(sql: &mut Sql, filter: &VideoFilter, after: Option<&PageToken>) {
-    let mut conditions: Vec<String> = Vec::new();
-    if let Some(genre) = filter.genre {
-        let p = sql.arg(Arg::Text(genre.as_str().into()));
-        conditions.push(format!("v.genre = {p}"));
-    }
-    if let Some(language) = filter.language {
-        let p = sql.arg(Arg::Text(language.as_str().into()));
-        conditions.push(format!("v.language = {p}"));
-    }
-    if let Some(user) = filter.uploaded_by {
-        let p = sql.arg(Arg::I64(user.get()));
-        conditions.push(format!("v.uploaded_by = {p}"));
-    }
-    if let Some(user) = filter.favorites_of {
-        let p = sql.arg(Arg::I64(user.get()));
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM favorites f WHERE f.video_id = v.id AND f.user_id = {p})"
-        ));
-    }
-    if let Some(at) = filter.uploaded_after {
-        let p = sql.arg(Arg::Ts(at));
-        conditions.push(format!("v.uploaded_at >= {p}"));
-    }
-    if let Some(at) = filter.updated_after {
-        let p = sql.arg(Arg::Ts(at));
-        conditions.push(format!("v.updated_at >= {p}"));
-    }
-    if let Some(search) = &filter.search {
-        // '!' as the escape character means the same in SQLite and PostgreSQL whatever
-        // standard_conforming_strings says (a backslash would not).
-        let escaped = search
-            .replace('!', "!!")
-            .replace('%', "!%")
-            .replace('_', "!_");
-        let p = sql.arg(Arg::Text(format!("%{escaped}%")));
-        conditions.push(format!("v.search_text LIKE {p} ESCAPE '!'"));
-    }
-    if let Some(token) = after {
-        let column = token.ordering.column();
-        let op = if token.ordering.descending() {
-            "<"
-        } else {
-            ">"
+/// The SQL that differs between the databases.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// Where a list starts: after a row's key (keyset), then skipping `offset` rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Start {
+    pub(super) after: Option<SortKey>,
+    pub(super) offset: i64,
+}
+
+/// A row's place in its order: search rank (0 unless by relevance), sort time, id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SortKey {
+    pub(super) rank: i64,
+    pub(super) micros: i64,
+    pub(super) id: VideoId,
+}
+
+/// The filter, order and rank of one list, as SQL pieces over `videos v`.
+pub(super) struct Plan {
+    dialect: Dialect,
+    pub(super) sql: Sql,
+    /// `WHERE …` of the filter (with the cursor appended by [`Plan::seek`]).
+    conditions: Vec<String>,
+    /// The rank expression when ordering by relevance.
+    rank: Option<String>,
+    ordering: Ordering,
+}
+
+impl Plan {
+    /// The filter of `key`, ordered by its ordering (relevance only with a search).
+    pub(super) fn new(dialect: Dialect, key: &PageKey) -> Self {
+        let mut plan = Self {
+            dialect,
+            sql: Sql::default(),
+            conditions: Vec::new(),
+            rank: None,
+            ordering: key.ordering,
         };
-        let ts = sql.arg(Arg::Ts(Timestamp::from_micros(token.micros)));
-        let id = sql.arg(Arg::I64(token.id.get()));
-        conditions.push(format!(
-            "(v.{column} {op} {ts} OR (v.{column} = {ts} AND v.id {op} {id}))"
-        ));
+        plan.filter(&key.filter);
+        plan
     }
-    if !conditions.is_empty() {
-        sql.text.push_str(" WHERE ");
-        sql.text.push_str(&conditions.join(" AND "));
+
+    fn filter(&mut self, filter: &VideoFilter) {
+        if let Some(genre) = filter.genre {
+            let p = self.sql.arg(Arg::Text(genre.as_str().into()));
+            self.conditions.push(format!("v.genre = {p}"));
+        }
+        if let Some(language) = filter.language {
+            let p = self.sql.arg(Arg::Text(language.as_str().into()));
+            self.conditions.push(format!("v.language = {p}"));
+        }
+        if let Some(user) = filter.uploaded_by {
+            let p = self.sql.arg(Arg::I64(user.get()));
+            self.conditions.push(format!("v.uploaded_by = {p}"));
+        }
+        if let Some(user) = filter.favorites_of {
+            let p = self.sql.arg(Arg::I64(user.get()));
+            self.conditions.push(format!(
+                "EXISTS (SELECT 1 FROM favorites f WHERE f.video_id = v.id AND f.user_id = {p})"
+            ));
+        }
+        if let Some(at) = filter.uploaded_after {
+            let p = self.sql.arg(Arg::Ts(at));
+            self.conditions.push(format!("v.uploaded_at >= {p}"));
+        }
+        if let Some(at) = filter.updated_after {
+            let p = self.sql.arg(Arg::Ts(at));
+            self.conditions.push(format!("v.updated_at >= {p}"));
+        }
+        if let Some(search) = &filter.search {
+            let condition = self.search(search);
+            self.conditions.push(condition);
+            if self.ordering == Ordering::Relevance {
+                self.rank = Some(self.rank(search));
+            }
+        }
+    }
+
+    /// A substring match through the trigram index: FTS5 on SQLite (a phrase of at least
+    /// three characters; shorter ones scan), `pg_trgm`'s GIN index behind `LIKE` on PostgreSQL.
+    fn search(&mut self, search: &SearchQuery) -> String {
+        let q = search.as_str();
+        match self.dialect {
+            Dialect::Sqlite if search.chars() >= 3 => {
+                let p = self
+                    .sql
+                    .arg(Arg::Text(format!("\"{}\"", q.replace('"', "\"\""))));
+                format!("v.id IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH {p})")
+            }
+            Dialect::Sqlite => {
+                // '!' as the escape character; the folded text has no upper case for LIKE's
+                // ASCII case folding to matter.
+                let escaped = q.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+                let p = self.sql.arg(Arg::Text(format!("%{escaped}%")));
+                format!("v.search_text LIKE {p} ESCAPE '!'")
+            }
+            Dialect::Postgres => {
+                // The default escape character (a backslash): pg_trgm reads the pattern.
+                let escaped = q
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let p = self.sql.arg(Arg::Text(format!("%{escaped}%")));
+                format!("v.search_text LIKE {p}")
+            }
+        }
+    }
+
+    /// [`SearchQuery::rank`] in SQL, over the folded title.
+    fn rank(&mut self, search: &SearchQuery) -> String {
+        let p = self.sql.arg(Arg::Text(search.as_str().to_owned()));
+        let pos = match self.dialect {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
+        format!(
+            "CAST(CASE WHEN v.search_title = {p} THEN 0 \
+             WHEN {pos}(v.search_title, {p}) = 1 THEN 1 \
+             WHEN {pos}(' ' || v.search_title, ' ' || {p}) > 0 THEN 2 \
+             WHEN {pos}(v.search_title, {p}) > 0 THEN 3 \
+             ELSE {WORST_RANK} END AS BIGINT)"
+        )
+    }
+
+    /// Only rows after `key` in this order.
+    pub(super) fn seek(&mut self, key: SortKey) {
+        let column = self.ordering.column();
+        let op = if self.ordering.descending() { "<" } else { ">" };
+        let ts = self.sql.arg(Arg::Ts(Timestamp::from_micros(key.micros)));
+        let id = self.sql.arg(Arg::I64(key.id.get()));
+        let after = format!("(v.{column} {op} {ts} OR (v.{column} = {ts} AND v.id {op} {id}))");
+        self.conditions.push(match self.rank.clone() {
+            Some(rank) => {
+                let r = self.sql.arg(Arg::I64(key.rank));
+                format!("({rank} > {r} OR ({rank} = {r} AND {after}))")
+            }
+            None => after,
+        });
+    }
+
+    /// `WHERE …`, or nothing.
+    pub(super) fn where_sql(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    /// The rank as a column (a constant 0 unless by relevance).
+    pub(super) fn rank_column(&self) -> String {
+        self.rank
+            .clone()
+            .unwrap_or_else(|| "CAST(0 AS BIGINT)".to_owned())
+    }
+
+    /// The order as expressions over `videos v` (for a window, where no alias is in scope).
+    pub(super) fn order_by_expr(&self) -> String {
+        match &self.rank {
+            Some(rank) => format!("{rank} ASC, {}", self.order_columns("v.")),
+            None => self.order_columns("v."),
+        }
+    }
+
+    fn order_columns(&self, prefix: &str) -> String {
+        let direction = if self.ordering.descending() {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let column = self.ordering.column();
+        format!("{prefix}{column} {direction}, {prefix}id {direction}")
+    }
+
+    /// The order over `prefix`'s columns (`v.` in the query, empty over a subquery's output),
+    /// the rank named `search_rank` first when by relevance.
+    pub(super) fn order_by(&self, prefix: &str) -> String {
+        let rank = if self.rank.is_some() {
+            "search_rank ASC, "
+        } else {
+            ""
+        };
+        format!("{rank}{}", self.order_columns(prefix))
     }
 }
 
+/// Binds every argument of a [`Sql`] to a query, in order.
 macro_rules! bind_all {
     ($query:expr, $args:expr) => {{
         let mut query = $query;
@@ -148,6 +287,14 @@ macro_rules! bind_all {
         }
         query
     }};
+}
+pub(super) use bind_all;
+
+/// One page as read: the rows, the caller's state (SQLite), the catalog generation it saw.
+struct Read {
+    videos: Vec<VideoRecord>,
+    state: Option<UserStateRows>,
+    generation: Option<i64>,
 }
 
 impl Store {
@@ -171,83 +318,177 @@ impl Store {
         Ok((page, state))
     }
 
-    /// A page, and on SQLite `state_of`'s state from the same statement.
+    /// A page, and on SQLite `state_of`'s state from the same statement. Lists of one
+    /// user's favorites are small and change with that user's clicks: they are counted each
+    /// time. Every other list takes its total and page positions from the list's
+    /// [`PageIndex`], built once per catalog generation.
     async fn list_page(
         &self,
         query: &VideoQuery,
         state_of: Option<UserId>,
     ) -> AppResult<(VideoPage, Option<UserStateRows>)> {
-        let mut list = Sql {
-            text: VIDEO_SELECT.clone(),
-            args: Vec::new(),
+        let key = PageKey::of(query);
+        if query.filter.favorites_of.is_some() {
+            let read = self.read_page(&key, query, None, state_of).await?;
+            let total = match short_page_total(query, read.videos.len()) {
+                Some(total) => total,
+                None => self.count(&key).await?,
+            };
+            return Ok((
+                VideoPage {
+                    videos: read.videos,
+                    total,
+                },
+                read.state,
+            ));
+        }
+        let index = match self.pages.get(&key) {
+            Some(index) => index,
+            None => self.build_page_index(&key).await?,
         };
-        where_clause(&mut list, &query.filter, query.after.as_ref());
-        let direction = if query.ordering.descending() {
-            "DESC"
-        } else {
-            "ASC"
+        let mut read = self.read_page(&key, query, Some(&index), state_of).await?;
+        let mut total = index.total;
+        if read.generation != Some(index.generation) {
+            // The catalog changed since the index was built: build it again, and read the
+            // page again if the stale one placed it.
+            let fresh = self.build_page_index(&key).await?;
+            if index.start(query.offset).after.is_some() {
+                read = self.read_page(&key, query, Some(&fresh), state_of).await?;
+            }
+            total = fresh.total;
+        }
+        Ok((
+            VideoPage {
+                videos: read.videos,
+                total,
+            },
+            read.state,
+        ))
+    }
+
+    /// Reads one page: after the query's cursor, or at its offset (through `index`'s nearest
+    /// position when it has one).
+    async fn read_page(
+        &self,
+        key: &PageKey,
+        query: &VideoQuery,
+        index: Option<&PageIndex>,
+        state_of: Option<UserId>,
+    ) -> AppResult<Read> {
+        let start = match (&query.after, index) {
+            (Some(token), _) => Start {
+                after: Some(SortKey {
+                    rank: token.rank,
+                    micros: token.micros,
+                    id: token.id,
+                }),
+                offset: 0,
+            },
+            (None, Some(index)) => index.start(query.offset),
+            (None, None) => Start {
+                after: None,
+                offset: query.offset,
+            },
         };
+        let mut plan = Plan::new(self.dialect(), key);
+        if let Some(after) = start.after {
+            plan.seek(after);
+        }
+        let rank = plan.rank_column();
         // LIMIT and OFFSET are written as literals (integers, never client text): SQLite
         // re-prepares a statement whenever a parameter its LIMIT reads is bound again.
-        list.text.push_str(&format!(
-            " ORDER BY v.{col} {direction}, v.id {direction} LIMIT {limit} OFFSET {offset}",
-            col = query.ordering.column(),
-            limit = query.limit,
-            offset = query.offset,
-        ));
-        let mut count = Sql {
-            text: "SELECT COUNT(*) FROM videos v".to_owned(),
-            args: Vec::new(),
-        };
-        where_clause(&mut count, &query.filter, None);
-        let order = format!(
-            "{col} {direction}, id {direction}",
-            col = query.ordering.column()
+        let select = format!(
+            "SELECT {}, {rank} AS search_rank, \
+             (SELECT generation FROM catalog_generation) AS catalog_generation {VIDEO_FROM}{} \
+             ORDER BY {} LIMIT {} OFFSET {}",
+            *VIDEO_COLUMNS,
+            plan.where_sql(),
+            plan.order_by("v."),
+            query.limit,
+            start.offset,
         );
-        let (videos, state) = match &self.backend {
+        let order = plan.order_by("");
+        match &self.backend {
             Backend::Postgres(pool) => {
-                let videos = bind_all!(
-                    sqlx::query_as::<_, VideoRecord>(sqlx::AssertSqlSafe(list.text)),
-                    list.args
-                )
-                .fetch_all(pool)
-                .await?;
-                (videos, None)
+                self.reachable()?;
+                let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(select)), plan.sql.args)
+                    .fetch_all(pool)
+                    .await?;
+                let generation = match rows.first() {
+                    Some(row) => row.try_get("catalog_generation")?,
+                    None => self.catalog_generation().await?,
+                };
+                let videos = rows
+                    .iter()
+                    .map(VideoRecord::from_row)
+                    .collect::<Result<_, _>>()?;
+                Ok(Read {
+                    videos,
+                    state: None,
+                    generation: Some(generation),
+                })
             }
-            Backend::Sqlite(pool) => sqlite_page(pool, list, &order, state_of).await?,
-        };
-        // A short first (or any non-empty last) offset page already tells the total.
-        let returned = i64::try_from(videos.len()).unwrap_or(i64::MAX);
-        let total = if query.after.is_none()
-            && returned < query.limit
-            && (returned > 0 || query.offset == 0)
-        {
-            query.offset + returned
-        } else {
-            on_pool!(self, pool => {
-                let (total,): (i64,) = bind_all!(
-                    sqlx::query_as(sqlx::AssertSqlSafe(count.text)),
-                    count.args
-                )
-                .fetch_one(pool)
-                .await?;
-                total
-            })
-        };
-        Ok((VideoPage { videos, total }, state))
+            Backend::Sqlite(pool) => {
+                self.reachable()?;
+                sqlite_page(pool, plan.sql.args, &select, &order, state_of).await
+            }
+        }
+    }
+
+    /// How many videos match `key`'s filter.
+    async fn count(&self, key: &PageKey) -> AppResult<i64> {
+        let plan = Plan::new(self.dialect(), key);
+        let sql = format!("SELECT COUNT(*) FROM videos v{}", plan.where_sql());
+        Ok(on_pool!(self, pool => {
+            let (total,): (i64,) = bind_all!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+                plan.sql.args
+            )
+            .fetch_one(pool)
+            .await?;
+            total
+        }))
+    }
+
+    /// The catalog's generation now.
+    pub(super) async fn catalog_generation(&self) -> AppResult<i64> {
+        Ok(on_pool!(self, pool => {
+            let (generation,): (i64,) =
+                sqlx::query_as("SELECT generation FROM catalog_generation")
+                    .fetch_one(pool)
+                    .await?;
+            generation
+        }))
+    }
+
+    pub(super) fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Postgres(_) => Dialect::Postgres,
+            Backend::Sqlite(_) => Dialect::Sqlite,
+        }
     }
 }
 
-/// SQLite: the page and `state_of`'s favorites and progress as one row of two JSON arrays.
+/// The total a page already tells: a short first page, or any short non-empty page.
+fn short_page_total(query: &VideoQuery, returned: usize) -> Option<i64> {
+    let returned = i64::try_from(returned).unwrap_or(i64::MAX);
+    (query.after.is_none() && returned < query.limit && (returned > 0 || query.offset == 0))
+        .then_some(query.offset + returned)
+}
+
+/// SQLite: the page, `state_of`'s favorites and progress, and the catalog generation as one
+/// row (two JSON arrays and a number).
 async fn sqlite_page(
     pool: &sqlx::SqlitePool,
-    mut list: Sql,
+    mut args: Vec<Arg>,
+    select: &str,
     order: &str,
     state_of: Option<UserId>,
-) -> AppResult<(Vec<VideoRecord>, Option<UserStateRows>)> {
-    let mut sql = format!("SELECT ({})", sqlite_json(&list.text, order));
+) -> AppResult<Read> {
+    let mut sql = format!("SELECT ({})", sqlite_json(select, order));
     if let Some(user) = state_of {
-        let p = list.arg(Arg::I64(user.get()));
+        args.push(Arg::I64(user.get()));
+        let p = format!("${}", args.len());
         sql.push_str(&format!(
             ", (SELECT json_group_array(json_array(video_id, position)) FROM \
              (SELECT video_id, NULL AS position FROM favorites WHERE user_id = {p} \
@@ -257,12 +498,17 @@ async fn sqlite_page(
     } else {
         sql.push_str(", NULL");
     }
-    let (videos, state): (String, Option<String>) =
-        bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), list.args)
+    sql.push_str(", (SELECT generation FROM catalog_generation)");
+    let (videos, state, generation): (String, Option<String>, i64) =
+        bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args)
             .fetch_one(pool)
             .await?;
     let state = state
         .map(|json| from_json::<UserStateRows>(&json))
         .transpose()?;
-    Ok((from_json::<Vec<VideoRecord>>(&videos)?, state))
+    Ok(Read {
+        videos: from_json::<Vec<VideoRecord>>(&videos)?,
+        state,
+        generation: Some(generation),
+    })
 }

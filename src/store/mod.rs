@@ -36,6 +36,8 @@ pub struct Store {
     /// Set while the health probe finds PostgreSQL unreachable: queries then fail at once as
     /// UNAVAILABLE instead of each waiting out the pool's acquire timeout.
     unreachable: Arc<AtomicBool>,
+    /// Totals and page positions of lists, per filter and order (see [`pages`]).
+    pages: pages::PageIndexes,
 }
 
 /// How long a health probe waits for the database.
@@ -72,6 +74,7 @@ mod backup;
 mod columns;
 mod jobs;
 mod listing;
+mod pages;
 mod sessions;
 mod timestamp;
 mod transcodes;
@@ -150,6 +153,7 @@ impl Store {
             backend,
             cache: Cache::disabled(),
             unreachable: Arc::new(AtomicBool::new(false)),
+            pages: pages::PageIndexes::new(),
         })
     }
 
@@ -176,6 +180,10 @@ impl Store {
         match &self.backend {
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
             Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        }
+        let folded = self.fold_search_columns().await?;
+        if folded > 0 {
+            tracing::info!(videos = folded, "search text folded");
         }
         Ok(())
     }

@@ -87,17 +87,23 @@ where
     }
 }
 
-/// `SELECT` of every [`VideoRecord`] column.
-pub(super) static VIDEO_SELECT: LazyLock<String> = LazyLock::new(|| {
+/// Every [`VideoRecord`] column, as a `SELECT` list over `videos v` and `users u`.
+pub(super) static VIDEO_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     let media: Vec<String> = media_columns().iter().map(|c| format!("v.{c}")).collect();
     format!(
-        "SELECT v.id, v.title, v.description, v.author, v.genre, v.language, v.uploaded_by, \
+        "v.id, v.title, v.description, v.author, v.genre, v.language, v.uploaded_by, \
          u.email AS uploader_email, u.phone AS uploader_phone, u.address AS uploader_address, \
-         v.uploaded_at, v.updated_at, v.duration, v.status, v.status_reason, {} \
-         FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by",
+         v.uploaded_at, v.updated_at, v.duration, v.status, v.status_reason, {}",
         media.join(", ")
     )
 });
+
+/// What [`VIDEO_COLUMNS`] selects from.
+pub(super) const VIDEO_FROM: &str = "FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
+
+/// `SELECT` of every [`VideoRecord`] column.
+pub(super) static VIDEO_SELECT: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} {VIDEO_FROM}", *VIDEO_COLUMNS));
 
 /// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), shaped as [`VideoRecord`]'s
 /// serde form (the rungs' files nested under `rungs`); timestamps are integer micros in both.
@@ -208,7 +214,8 @@ impl Store {
         let (id,): (VideoId,) = on_pool!(self, pool => {
             sqlx::query_as(
                 "INSERT INTO videos (title, description, author, genre, language, uploaded_by, \
-                 uploaded_at, updated_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+                 uploaded_at, updated_at, search_text, search_title) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) \
                  RETURNING id",
             )
             .bind(&meta.title)
@@ -219,6 +226,7 @@ impl Store {
             .bind(uploaded_by)
             .bind(now)
             .bind(meta.search_text())
+            .bind(meta.search_title())
             .fetch_one(pool)
             .await?
         });
@@ -239,8 +247,8 @@ impl Store {
         let changed = on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE videos SET title = $1, description = $2, author = $3, genre = $4, \
-                 language = $5, search_text = $6, updated_at = $7 WHERE id = $8 \
-                 AND updated_at = $9",
+                 language = $5, search_text = $6, search_title = $7, updated_at = $8 \
+                 WHERE id = $9 AND updated_at = $10",
             )
             .bind(&meta.title)
             .bind(&meta.description)
@@ -248,6 +256,7 @@ impl Store {
             .bind(meta.genre)
             .bind(meta.language)
             .bind(meta.search_text())
+            .bind(meta.search_title())
             .bind(Timestamp::now().max(seen.plus_micros(1)))
             .bind(id)
             .bind(seen)
@@ -275,5 +284,52 @@ impl Store {
             self.catalog_changed().await;
         }
         Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Folds the search columns of rows written before they were folded (those whose
+    /// `search_title` is empty; every title has a character), a batch at a time. Run after the
+    /// migrations; rows already folded are not touched.
+    pub(super) async fn fold_search_columns(&self) -> AppResult<usize> {
+        let mut after = 0_i64;
+        let mut folded = 0;
+        loop {
+            let rows: Vec<(VideoId, String, String)> = on_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT id, title, description FROM videos \
+                     WHERE search_title = '' AND id > $1 ORDER BY id LIMIT 500",
+                )
+                .bind(after)
+                .fetch_all(pool)
+                .await?
+            });
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.0.get();
+            let count = rows.len();
+            // One transaction a batch: one commit instead of one per row.
+            on_pool!(self, pool => {
+                let mut tx = pool.begin().await?;
+                for (id, title, description) in &rows {
+                    let text = crate::domain::fold_search(&format!("{title} {description}"));
+                    sqlx::query(
+                        "UPDATE videos SET search_text = $1, search_title = $2 WHERE id = $3",
+                    )
+                    .bind(&text)
+                    .bind(crate::domain::fold_search(title))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?
+            });
+            folded += count;
+        }
+        if folded > 0 {
+            self.catalog_changed().await;
+        }
+        Ok(folded)
     }
 }

@@ -422,8 +422,9 @@ async fn bulk_videos(app: &TestApp, n: i64) {
     if app.backend == Backend::Real {
         let pool = sqlx::PgPool::connect(url).await.expect("postgres");
         sqlx::query(
-            "INSERT INTO videos (title, description, uploaded_at, updated_at) \
-             SELECT 'Bulk ' || i, repeat('words ', 40), now(), now() FROM generate_series(1, $1) i",
+            "INSERT INTO videos (title, description, uploaded_at, updated_at, search_title) \
+             SELECT 'Bulk ' || i, repeat('words ', 40), now(), now(), 'bulk ' || i \
+             FROM generate_series(1, $1) i",
         )
         .bind(n)
         .execute(&pool)
@@ -433,8 +434,8 @@ async fn bulk_videos(app: &TestApp, n: i64) {
         let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
-             INSERT INTO videos (title, description, uploaded_at, updated_at) \
-             SELECT 'Bulk ' || i, printf('%.240c', 'w'), 0, 0 FROM n",
+             INSERT INTO videos (title, description, uploaded_at, updated_at, search_title) \
+             SELECT 'Bulk ' || i, printf('%.240c', 'w'), 0, 0, 'bulk ' || i FROM n",
         )
         .bind(n)
         .execute(&pool)

@@ -20,6 +20,7 @@ mod backup;
 mod catalog;
 mod catalog_cache;
 mod catalog_lists;
+mod catalog_search;
 mod catalog_versions;
 mod catalog_writes;
 mod cli;

@@ -7,8 +7,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use super::pb;
 use crate::{
     domain::{
-        FieldError, Genre, Language, Ordering, PageToken, RawVideoMeta, Rung, Timestamp, UserId,
-        VideoId, VideoMeta, VideoStatus,
+        FieldError, Genre, Language, Ordering, PageToken, RawVideoMeta, Rung, SearchQuery,
+        Timestamp, UserId, VideoId, VideoMeta, VideoStatus,
     },
     error::{AppError, AppResult},
     security::MediaSigner,
@@ -187,23 +187,6 @@ pub(super) fn page_size(raw: i32) -> Result<i64, FieldError> {
     }
 }
 
-fn search(raw: &str) -> Result<Option<String>, FieldError> {
-    let value = raw.trim().to_lowercase();
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "search",
-            "The search text contains control characters.",
-        ));
-    }
-    if value.chars().count() > 100 {
-        return Err(FieldError::new(
-            "search",
-            "The search text is longer than 100 characters.",
-        ));
-    }
-    Ok(Some(value).filter(|v| !v.is_empty()))
-}
-
 /// Offset paging for the small per-user lists, as an opaque token.
 pub(super) fn offset_token(offset: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("o|{offset}"))
@@ -238,7 +221,8 @@ pub(super) fn meta_from_pb(meta: Option<pb::VideoMetadata>) -> AppResult<VideoMe
 
 /// A ListVideos request (its validator already taken out) as a list command.
 pub(super) fn list_request(r: &pb::ListVideosRequest) -> AppResult<ListRequest> {
-    let ordering = Ordering::parse(&r.ordering)?;
+    let search = SearchQuery::parse(&r.search)?;
+    let ordering = Ordering::for_request(&r.ordering, search.is_some())?;
     let paging = match (r.page_token.is_empty(), r.page) {
         (true, 0) => Paging::Cursor(None),
         (false, 0) => Paging::Cursor(Some(PageToken::parse(&r.page_token, ordering)?)),
@@ -263,7 +247,7 @@ pub(super) fn list_request(r: &pb::ListVideosRequest) -> AppResult<ListRequest> 
             favorites_of: None,
             uploaded_after: time_from_pb(r.uploaded_after.as_ref(), "uploaded_after")?,
             updated_after: time_from_pb(r.updated_after.as_ref(), "updated_after")?,
-            search: search(&r.search)?,
+            search,
         },
         only_favorites: r.is_favorite,
         ordering,

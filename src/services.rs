@@ -85,7 +85,7 @@ impl Services {
         let cache = match (&redis, settings.cache_enabled) {
             (_, false) => Cache::disabled(),
             (Some(redis), true) => Cache::redis(redis.clone(), cache_ttl),
-            (None, true) => Cache::memory(cache_ttl, 10_000),
+            (None, true) => Cache::memory(cache_ttl, crate::cache::MEMORY_BYTES),
         };
         let store = store.with_cache(cache.clone());
         let catalog = Catalog::new(

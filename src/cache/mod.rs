@@ -19,6 +19,9 @@ use crate::{domain::UserId, error::AppResult, kv::Redis};
 /// shows (the store does it, see [`crate::store::Store::with_cache`]).
 pub const CATALOG: &str = "catalog";
 
+/// What the in-process cache holds at most, in bytes (as weighed by its entries' JSON length).
+pub const MEMORY_BYTES: u64 = 32 << 20;
+
 /// Scope of one user's favorites and watch progress.
 pub fn user_scope(user: UserId) -> String {
     format!("user:{user}")
@@ -41,11 +44,41 @@ enum Backend {
 /// Typed values: a hit costs a clone, not a deserialisation.
 type AnyValue = Arc<dyn Any + Send + Sync>;
 
+/// A value with what it weighs: its key and its JSON form's length in bytes, a measure of the
+/// heap it holds that needs no knowledge of its type.
+#[derive(Clone)]
+struct Entry {
+    value: AnyValue,
+    weight: u32,
+}
+
 struct Memory {
     /// Random per process, so versions (which restart at 0) never repeat across restarts.
     epoch: u64,
     versions: Mutex<HashMap<String, u64>>,
-    entries: moka::future::Cache<String, AnyValue>,
+    entries: moka::future::Cache<String, Entry>,
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What an entry weighs: `key` and `value`'s JSON length, counted without building it.
+fn weight(key: &str, value: &impl Serialize) -> u32 {
+    let mut count = ByteCount(key.len());
+    // A value that does not serialise is weighed by its key alone.
+    let _ = serde_json::to_writer(&mut count, value);
+    u32::try_from(count.0).unwrap_or(u32::MAX)
 }
 
 /// A missing version key (new deployment, or evicted by a `maxmemory` policy) is seeded with the
@@ -89,14 +122,16 @@ static BUMP: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(&format!("{SEED}{BUMP_SCRIPT}")));
 
 impl Cache {
-    /// An in-process cache holding up to `capacity` entries for `ttl`.
-    pub fn memory(ttl: Duration, capacity: u64) -> Self {
+    /// An in-process cache holding entries for `ttl`, about `bytes` of them at most (each
+    /// weighed by its key and JSON length).
+    pub fn memory(ttl: Duration, bytes: u64) -> Self {
         Self {
             backend: Backend::Memory(Arc::new(Memory {
                 epoch: rand::random(),
                 versions: Mutex::new(HashMap::new()),
                 entries: moka::future::Cache::builder()
-                    .max_capacity(capacity)
+                    .max_capacity(bytes)
+                    .weigher(|_, entry: &Entry| entry.weight)
                     .time_to_live(ttl)
                     .build(),
             })),
@@ -133,17 +168,18 @@ impl Cache {
                 let version = memory.version(scope);
                 let full = format!("{scope}:{version}:{key}");
                 if let Some(entry) = memory.entries.get(&full).await
-                    && let Some(value) = entry.downcast_ref::<T>()
+                    && let Some(value) = entry.value.downcast_ref::<T>()
                 {
                     crate::monitoring::cache_lookup(true);
                     return Ok(value.clone());
                 }
                 crate::monitoring::cache_lookup(false);
                 let value = load().await?;
-                memory
-                    .entries
-                    .insert(full, Arc::new(value.clone()) as AnyValue)
-                    .await;
+                let entry = Entry {
+                    weight: weight(&full, &value),
+                    value: Arc::new(value.clone()) as AnyValue,
+                };
+                memory.entries.insert(full, entry).await;
                 Ok(value)
             }
             Backend::Redis(redis) => {
@@ -299,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_cache_serves_until_its_scope_is_invalidated() {
-        let cache = Cache::memory(Duration::from_secs(60), 100);
+        let cache = Cache::memory(Duration::from_secs(60), 1 << 20);
         let first: u32 = cache
             .get_or_load("s", "k", || async { Ok(1) })
             .await
@@ -321,5 +357,31 @@ mod tests {
             .await
             .expect("miss");
         assert_eq!(fresh, 4);
+    }
+
+    #[tokio::test]
+    async fn memory_cache_is_bounded_in_bytes() {
+        let cache = Cache::memory(Duration::from_secs(60), 100_000);
+        for i in 0..100 {
+            let _: String = cache
+                .get_or_load("s", &i.to_string(), || async { Ok("x".repeat(10_000)) })
+                .await
+                .expect("load");
+        }
+        let Backend::Memory(memory) = &cache.backend else {
+            panic!("a memory cache");
+        };
+        memory.entries.run_pending_tasks().await;
+        // 100 values of ~10 kB each: about 10 fit in 100 kB.
+        assert!(
+            memory.entries.weighted_size() <= 100_000,
+            "{} bytes",
+            memory.entries.weighted_size()
+        );
+        assert!(
+            memory.entries.entry_count() <= 10,
+            "{} entries",
+            memory.entries.entry_count()
+        );
     }
 }

@@ -45,9 +45,11 @@ pub(crate) struct ListParams {
     /// Only videos updated at or after this time (RFC 3339 or `YYYY-MM-DD`).
     #[param(value_type = Option<String>, pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?)?\s*$")]
     updated_at: Option<String>,
-    /// Case-insensitive text in title or description.
+    /// Text in title or description, ignoring case, accents and spacing; parts of words match
+    /// (at most 100 characters).
     search: Option<String>,
-    /// Sort order (default `-uploaded_at`).
+    /// Sort order (default `-uploaded_at`; a `search` without an ordering is ranked by
+    /// relevance: title matches first).
     #[param(inline, value_type = Option<OrderingName>)]
     ordering: Option<String>,
     /// Page size: answer `{count, next, previous, results}` instead of an array (`0`: 20; more

@@ -17,7 +17,8 @@
 # (`?page_size=50`, the bytes of the old 50-video list), both searches (page of 20), page 2 and
 # the middle page of the list (page_size 20), a detail; with the cache on: the list page and
 # the detail. Next to each cache-off row: nginx serving the same bytes from a file (the
-# ceiling). Memory: the server's RSS once it answers (idle) and its peak (VmHWM) at the end.
+# ceiling). Memory: the server's RSS once it answers /healthz (idle, before the login, whose
+# argon2 hash takes 19 MiB) and its peak (VmHWM) after the cache-off runs.
 #
 # Only processes it started are measured (free ports, owners checked with ss before and after
 # each run); a non-2xx answer, a socket error, or a body of another size before and after a
@@ -187,9 +188,10 @@ measure() { # size backend
         [search_broad]="/api/videos/?search=night&page_size=20" [page2]="/api/videos/?page_size=20&page=2"
         [deep]="/api/videos/?page_size=20&page=$((size / 40 + 1))" [detail]="/api/videos/$((size / 2 + 1))/")
     start_server --cache-enabled false
+    # Idle: answering /healthz, before any other request (a login hashes with argon2's 19 MiB).
+    idle="$(rss_kib "$SERVER_PID" VmRSS)"
     login
     AUTH="Authorization: Token $TOKEN"
-    idle="$(rss_kib "$SERVER_PID" VmRSS)"
     for r in "${ROWS[@]}"; do
         path="${PATHS[$r]}"
         curl -fsS "$BASE$path" -H "$AUTH" -o "$WWW/$r-$size.json"

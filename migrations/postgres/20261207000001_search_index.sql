@@ -17,9 +17,16 @@ CREATE TABLE catalog_generation (
     generation BIGINT  NOT NULL
 );
 INSERT INTO catalog_generation (id, generation) VALUES (1, 0);
+-- Once per transaction: readers see the new generation in the same snapshot as the rows, and
+-- a transaction of many statements (an import) does not stack a row version per statement,
+-- each of which the next update would walk past.
 CREATE FUNCTION bump_catalog_generation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE catalog_generation SET generation = generation + 1 WHERE id = 1;
+    IF current_setting('videoflix.generation_bumped_in', true) IS DISTINCT FROM
+       txid_current()::text THEN
+        UPDATE catalog_generation SET generation = generation + 1 WHERE id = 1;
+        PERFORM set_config('videoflix.generation_bumped_in', txid_current()::text, true);
+    END IF;
     RETURN NULL;
 END
 $$;

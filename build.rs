@@ -1,5 +1,6 @@
 //! Compiles `proto/videoflix/v1/*.proto` with protox (no system `protoc`) into tonic server and
-//! client code, and writes the encoded file-descriptor set that server reflection serves.
+//! client code, and writes the encoded file-descriptor set that server reflection serves; and
+//! rebuilds the crate when a migration changes.
 
 use std::{env, fs, io, path::PathBuf};
 
@@ -7,6 +8,9 @@ use prost::Message;
 
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds the migrations; without this, an edited or added migration is
+    // not noticed by an incremental build.
+    println!("cargo:rerun-if-changed=migrations");
     let mut files: Vec<PathBuf> = fs::read_dir("proto/videoflix/v1")?
         .filter_map(Result::ok)
         .map(|e| e.path())

@@ -32,7 +32,10 @@ const auth: Interceptor = (next) => async (req) => {
     return await next(req);
   } catch (e) {
     if (req.stream || ConnectError.from(e).code !== Code.Unauthenticated) throw e;
-    const fresh = await refresh(s.refreshToken);
+    // Another call may have refreshed meanwhile: refresh tokens are single-use, and presenting
+    // a spent one revokes the session, so only a call that saw the current token refreshes.
+    const now = session();
+    const fresh = now && now.accessToken !== s.accessToken ? now.accessToken : await refresh(s.refreshToken);
     if (!fresh) throw e;
     req.header.set("authorization", `Bearer ${fresh}`);
     return next(req);

@@ -40,8 +40,8 @@ export const playerPage: Page = async (root, { id }) => {
   const seek = h("input", { type: "range", min: "0", max: "0", step: "0.1", value: "0", class: "seek", "aria-label": "Seek" });
   const time = h("span", { class: "time" }, "0:00");
   const quality = h("select", { class: "quality", "aria-label": "Quality" }, h("option", { value: "-1" }, "Auto"));
-  const mute = h("button", { title: "Mute (m)" }, "🔊");
-  const full = h("button", { title: "Fullscreen (f)" }, "⛶");
+  const mute = h("button", { class: "secondary", title: "Mute (m)" }, "Mute");
+  const full = h("button", { class: "secondary", title: "Fullscreen (f)" }, "Full screen");
   const preview = h("div", { class: "preview", hidden: true }, h("div", { class: "frame" }), h("span"));
   const stage = h(
     "div",
@@ -110,7 +110,7 @@ export const playerPage: Page = async (root, { id }) => {
   seek.addEventListener("input", () => (el.currentTime = Number(seek.value)));
   mute.addEventListener("click", () => {
     el.muted = !el.muted;
-    mute.textContent = el.muted ? "🔇" : "🔊";
+    mute.textContent = el.muted ? "Unmute" : "Mute";
   });
   full.addEventListener("click", () =>
     document.fullscreenElement ? void document.exitFullscreen() : void stage.requestFullscreen(),
@@ -166,7 +166,7 @@ export const playerPage: Page = async (root, { id }) => {
   el.addEventListener("pause", () => void save());
   const hide = () => void save();
   addEventListener("pagehide", hide);
-  stage.focus();
+  stage.focus({ preventScroll: true });
 
   return async () => {
     clearInterval(timer);

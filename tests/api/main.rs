@@ -46,3 +46,4 @@ mod playback;
 mod processes;
 mod store;
 mod throttling;
+mod web_app;

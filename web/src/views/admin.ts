@@ -118,14 +118,12 @@ function uploadTab(root: HTMLElement): void {
 
   root.append(
     h("h1", {}, "Upload a video"),
-    form,
-    h("h2", {}, "Upload"),
-    bar,
-    h("h2", {}, "Processing"),
-    transcode,
-    step,
-    status,
-    events,
+    h(
+      "div",
+      { class: "upload" },
+      form,
+      h("div", {}, h("h2", {}, "Upload"), bar, h("h2", {}, "Processing"), transcode, step, status, events),
+    ),
   );
 }
 

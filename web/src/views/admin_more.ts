@@ -153,7 +153,7 @@ export async function exportsTab(root: HTMLElement): Promise<void> {
     status,
     table,
     h("h2", {}, "Import"),
-    h("p", {}, file, " ", h("button", { class: "secondary", onclick: () => importFile(true) }, "Preview (dry run)"), " ",
+    h("p", { class: "import" }, file, " ", h("button", { class: "secondary", onclick: () => importFile(true) }, "Preview (dry run)"), " ",
       h("button", { onclick: () => importFile(false) }, "Import")),
     preview,
   );

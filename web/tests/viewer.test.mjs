@@ -2,7 +2,8 @@
 // over HLS (a level loads, time advances, each quality fetches its own segments, the seek bar
 // previews frames), leave (continue watching shows it; a favorite joins my list) and resume at
 // the saved position; a session survives a reload, refreshes an expired access
-// token and, revoked, lands on the login page. The API goes over gRPC-web only, and nothing
+// token and, revoked, lands on the login page; a forgotten password is reset from the mail,
+// and a guest logs in and out. The API goes over gRPC-web only, and nothing
 // leaves the server's origin.
 
 import { after, before, test } from "node:test";
@@ -168,6 +169,41 @@ test("an expired access token is refreshed; a revoked session lands on the login
     await page.reload();
     await page.waitForURL(/\/app\/login$/);
     assert.equal(await page.evaluate(() => sessionStorage.getItem("videoflix.session")), null);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a forgotten password is reset from the mailed link; a guest logs in and out", async () => {
+  const { page, context } = await world.page();
+  try {
+    const email = "viewer@example.com";
+    await page.goto(`${world.origin}/app/login`);
+    await page.click(`a[href="/app/forgot-password"]`);
+    await page.fill("input[name=email]", email);
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".notice:not(.error):has-text('reset link')");
+    const link = await world.smtp.link(email, "reset-password");
+    assert.ok(link.startsWith(`${world.origin}/app/reset-password/`), link);
+    await page.goto(link);
+    await page.fill("input[name=password]", "Another-pass-5678");
+    await page.fill("input[name=confirm]", "Another-pass-5678");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".notice:not(.error):has-text('password')");
+    await page.click(`a[href="/app/login"]`);
+    await page.fill("input[name=email]", email);
+    await page.fill("input[name=password]", "Another-pass-5678");
+    await page.click("button[type=submit]");
+    await page.waitForSelector("header .who:text-is('viewer@example.com')");
+    await page.click("header .logout");
+    await page.waitForURL(/\/app\/login$/);
+
+    await page.click("button:text-is('Continue as guest')");
+    await page.waitForSelector("header .who:text-is('Guest')");
+    await page.click("header .logout");
+    await page.waitForURL(/\/app\/login$/);
+    await page.goto(`${world.origin}/app/`);
+    await page.waitForURL(/\/app\/login$/);
   } finally {
     await context.close();
   }

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_chromium
+need_packages ffmpeg
 build_web
 cargo build --locked --quiet --bin videoflix
 export VIDEOFLIX_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/videoflix"

@@ -88,6 +88,14 @@ test("a new viewer signs up, activates, logs in, watches over HLS and resumes", 
     await page.reload();
     await page.waitForSelector(tile);
 
+    // Search (debounced) replaces the rows with its results, and clearing it brings them back.
+    await page.fill("input[type=search]", "pattern");
+    await page.waitForSelector(`.row.results .tile[data-video-id="${videoId}"]`);
+    await page.fill("input[type=search]", "no such title");
+    await page.waitForSelector(".notice:has-text('Nothing matches')");
+    await page.fill("input[type=search]", "");
+    await page.waitForSelector(tile);
+
     // Play: hls.js loads a level and the time advances.
     await page.click(tile);
     await page.waitForFunction(() => window.videoflixPlayer?.loadedLevels.length > 0);
@@ -118,7 +126,9 @@ test("a new viewer signs up, activates, logs in, watches over HLS and resumes", 
 
     // Leave at a position, come back to it.
     await until("a position past 3 s", async () => (await playerTime(page)) > 3, 20_000);
-    await page.evaluate(() => document.querySelector("video").pause());
+    await page.focus(".stage");
+    await page.keyboard.press("k"); // the play/pause shortcut
+    await until("the pause", () => page.evaluate(() => document.querySelector("video").paused), 5_000);
     const left = await playerTime(page);
     await page.click("a.back");
     const resume = `.row.continue .tile[data-video-id="${videoId}"]`;

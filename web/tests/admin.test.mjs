@@ -52,6 +52,7 @@ test("an admin uploads a clip, watches it transcode live, and it plays from the 
     await page.waitForSelector(".events li[data-status=ready]", { timeout: 90_000 });
     await page.screenshot({ path: join(ARTIFACTS, "admin-upload.png") });
     const progress = await page.evaluate(() => window.uploadProgress);
+    // Only the upload's progress events set the bar.
     assert.ok(progress.length > 0 && progress.at(-1) === 1, `upload progress: ${progress}`);
     const statuses = await page.$$eval(".events li", (lis) => lis.map((li) => li.dataset.status));
     assert.ok(statuses.filter((s) => s === "processing").length > 1, `events: ${statuses}`);

@@ -80,7 +80,6 @@ function uploadTab(root: HTMLElement): void {
           if (!token) return;
           status.show("Uploading…");
           const id = await upload(data, token, (share) => (bar.value = share));
-          bar.value = 1;
           status.show(`Uploaded as video ${id}: processing…`);
           await watch(id);
         } catch (err) {

@@ -22,6 +22,12 @@ use tower_http::services::{ServeDir, ServeFile};
 
 /// `GET /app`, `/app/` and everything under it, served from `dir`.
 pub(super) fn router(dir: PathBuf) -> Router {
+    if !dir.join("index.html").is_file() {
+        tracing::warn!(
+            web_dir = %dir.display(),
+            "the web app is not built: /app/ answers 503 until it is"
+        );
+    }
     let assets = ServeDir::new(dir.join("assets"));
     Router::new()
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
@@ -53,7 +59,7 @@ async fn immutable(mut response: Response) -> Response {
 async fn page(State(dir): State<Arc<PathBuf>>, request: Request) -> Response {
     let index = dir.join("index.html");
     if !is_file(&index).await {
-        return not_built(&dir);
+        return not_built();
     }
     let name = request
         .uri()
@@ -86,29 +92,20 @@ async fn is_file(path: &std::path::Path) -> bool {
     tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file())
 }
 
-/// 503 (the app is temporarily unavailable, the API is not): what is missing and how to build it.
-fn not_built(dir: &std::path::Path) -> Response {
-    let dir = html_escape(&dir.display().to_string());
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+/// 503 (the app is temporarily unavailable, the API is not): what is missing and how to build
+/// it. The folder is not named: a public page has no business showing server paths.
+fn not_built() -> Response {
+    let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Videoflix: web app not built</title></head><body>\
          <h1>The web app is not built</h1>\
-         <p>There is no <code>index.html</code> in <code>{dir}</code> (<code>WEB_DIR</code>).</p>\
+         <p>There is no <code>index.html</code> in the folder <code>WEB_DIR</code> names.</p>\
          <p>Build it with <code>npm ci &amp;&amp; npm run build</code> in <code>web/</code> \
          (<code>scripts/serve.sh</code> does this before starting the server), or point \
          <code>WEB_DIR</code> at a built app.</p>\
-         <p>The API itself is up: see <a href=\"/swagger/\">/swagger/</a>.</p></body></html>"
-    );
+         <p>The API itself is up: see <a href=\"/swagger/\">/swagger/</a>.</p></body></html>";
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Html(body)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -97,8 +97,8 @@ export function makeClip(dir, name, { seconds = 12, size = "854x480" } = {}) {
   return file;
 }
 
-/** Starts the server world; `stop()` ends it. */
-export async function startWorld() {
+/** Starts the server world (`env` adds or overrides server settings); `stop()` ends it. */
+export async function startWorld({ env: extra = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "videoflix-browser-"));
   mkdirSync(ARTIFACTS, { recursive: true });
   const smtp = await smtpSink();
@@ -120,6 +120,7 @@ export async function startWorld() {
     TRANSCODE_PRESET: "ultrafast",
     HLS_SEGMENT_SECONDS: "2",
     THROTTLE_ENABLED: "false",
+    ...extra,
   };
   const admin = { email: "admin@example.com", password: "Admin-pass-1234" };
   if (!existsSync(BIN)) {

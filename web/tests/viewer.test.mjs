@@ -1,10 +1,10 @@
 // A viewer's story in Chromium: sign up, activate from the mailed link, log in, browse, play
 // over HLS (a level loads, time advances, each quality fetches its own segments, the seek bar
 // previews frames), leave (continue watching shows it; a favorite joins my list) and resume at
-// the saved position; a session survives a reload, refreshes an expired access
-// token and, revoked, lands on the login page; a forgotten password is reset from the mail,
-// and a guest logs in and out. The API goes over gRPC-web only, and nothing
-// leaves the server's origin.
+// the saved position; a session survives a reload, refreshes a rejected access token (the
+// catalog's parallel calls share one refresh) and, with both tokens rejected, lands on the
+// login page; a forgotten password is reset from the mail, and a guest logs in and out. The
+// API goes over gRPC-web only, and nothing leaves the server's origin.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -153,7 +153,7 @@ test("a new viewer signs up, activates, logs in, watches over HLS and resumes", 
   }
 });
 
-test("an expired access token is refreshed; a revoked session lands on the login page", async () => {
+test("a rejected access token is refreshed; with both tokens rejected the app shows the login page", async () => {
   const { page, context, requests } = await world.page();
   try {
     await page.goto(`${world.origin}/app/login`);
@@ -162,7 +162,8 @@ test("an expired access token is refreshed; a revoked session lands on the login
     await page.click("button[type=submit]");
     await page.waitForSelector(".row .tile");
 
-    // An access token the server no longer accepts: the app refreshes and carries on.
+    // An access token the server does not accept: the catalog's parallel calls all fail, one
+    // refresh serves them all (a second, with the spent refresh token, would revoke the session).
     const edit = (change) =>
       page.evaluate((change) => {
         const s = JSON.parse(sessionStorage.getItem("videoflix.session"));

@@ -6,6 +6,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { ARTIFACTS, checkNetwork, makeClip, startWorld, until } from "./harness.mjs";
 
@@ -17,6 +18,9 @@ before(async () => {
 
 after(async () => {
   await world?.stop();
+  // The README shows it.
+  if (process.env.UPDATE_DOCS_SCREENSHOTS && existsSync(join(ARTIFACTS, "admin-upload.png")))
+    copyFileSync(join(ARTIFACTS, "admin-upload.png"), new URL("../../docs/admin-upload.png", import.meta.url).pathname);
 });
 
 test("an admin uploads a clip, watches it transcode live, and it plays from the catalog", async () => {

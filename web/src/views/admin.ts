@@ -103,6 +103,7 @@ function uploadTab(root: HTMLElement): void {
       transcode.value = ev.percent;
       step.textContent = `${name}${ev.step ? ` · ${ev.step}` : ""} · ${ev.percent.toFixed(0)} %`;
       events.append(h("li", { "data-status": name }, step.textContent));
+      events.scrollTop = events.scrollHeight;
       if (ev.status === VideoStatus.READY) {
         status.show("Ready: the video is in the catalog.");
         status.append(" ", h("a", { href: href(`watch/${videoId}`), "data-link": true, class: "watch" }, "Watch it"));

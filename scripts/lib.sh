@@ -116,3 +116,38 @@ ensure_jwt_secret() {
         printf 'JWT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .env
     fi
 }
+
+# Node.js (Vite needs ≥ 20.19) and the web app's npm packages, as web/package-lock.json pins
+# them (`npm ci`, again whenever the lock file changes).
+ensure_web() {
+    if ! command -v npm >/dev/null 2>&1; then
+        need_packages nodejs npm
+    fi
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+        echo "error: the web app needs Node.js >= 20.19 (found $(node --version))" >&2
+        exit 1
+    fi
+    if ! [ -f web/node_modules/.package-lock.json ] ||
+        [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+        log "installing the web app's npm packages (npm ci)"
+        (cd web && npm ci --silent --no-audit --no-fund)
+    fi
+}
+
+# Builds the web app into web/dist (served at /app/) when it is missing or older than its
+# sources or the protos its API client is generated from.
+build_web() {
+    ensure_web
+    if ! [ -f web/dist/index.html ] || [ -n "$(find proto web/src web/public web/index.html \
+        web/vite.config.ts web/tsconfig.json web/buf.gen.yaml web/package-lock.json \
+        -newer web/dist/index.html -not -path 'web/src/gen/*' -print -quit)" ]; then
+        log "building the web app (web/dist)"
+        (cd web && npm run --silent build >/dev/null)
+    fi
+}
+
+# Debian's Chromium, which the browser tests drive (playwright-core downloads no browser).
+ensure_chromium() {
+    command -v chromium >/dev/null 2>&1 || need_packages chromium
+}

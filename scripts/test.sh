@@ -2,8 +2,9 @@
 # Installs what is missing and runs every check: proto lint (buf), formatting, clippy, the API
 # docs (rustdoc, warnings denied), cargo-deny (licences, duplicate versions and registries of
 # the dependencies; deny.toml), the whole
-# test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis — and a
-# Schemathesis run of the REST API against its own OpenAPI document.
+# test suite — unit tests plus API stories on SQLite/in-process and PostgreSQL + Redis — a
+# Schemathesis run of the REST API against its own OpenAPI document, and the web app's browser
+# tests in headless Chromium (scripts/browser-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -28,3 +29,5 @@ log "schemathesis: the REST API against its OpenAPI document"
 scripts/schemathesis.sh
 log "cargo test"
 cargo test --locked --workspace "$@"
+log "browser tests: the web app in headless Chromium"
+scripts/browser-test.sh

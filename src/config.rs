@@ -1,12 +1,14 @@
 //! One typed [`Settings`] struct, read from the command line, the environment and an optional
 //! `.env` file (in that order of precedence), and validated once at start-up.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Args;
 use url::Url;
 
 use crate::domain::Rate;
+
+mod redact;
 
 /// The secret every fresh checkout would share; refused outside `--dev`.
 pub const DEV_JWT_SECRET: &str = "videoflix-development-secret-do-not-use-in-production";
@@ -70,6 +72,10 @@ pub struct Settings {
     /// Folder holding uploaded and transcoded media.
     #[arg(long, env = "MEDIA_DIR", default_value = "data/media")]
     pub media_dir: PathBuf,
+
+    /// The built web app served at `/app/` (`npm run build` in `web/` writes `web/dist`).
+    #[arg(long, env = "WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
 
     /// Folder of catalog exports (`export-video-data`, the weekly export).
     #[arg(long, env = "EXPORT_DIR", default_value = "data/exports")]
@@ -471,34 +477,6 @@ impl Settings {
                 "outbox"
             },
         )
-    }
-}
-
-impl fmt::Debug for Settings {
-    // Hand-written so secrets and credentials in URLs never reach a log.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field(
-                "database",
-                &if self.is_postgres() {
-                    "postgres"
-                } else {
-                    "sqlite"
-                },
-            )
-            .field("redis", &self.redis_url.as_ref().map(|_| "[redacted]"))
-            .field("smtp", &self.smtp_url.as_ref().map(|_| "[redacted]"))
-            .field("public_url", &self.public_url.as_str())
-            .field("frontend_url", &self.frontend_url.as_str())
-            .field("media_dir", &self.media_dir)
-            .field("jwt_secret", &"[redacted]")
-            .field(
-                "metrics_token",
-                &self.metrics_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("dev", &self.dev)
-            .field("throttle_enabled", &self.throttle_enabled)
-            .finish_non_exhaustive()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The one-port HTTP front: CORS and request logging around a router that answers `/healthz`
-//! and `/readyz` itself and steers every other request by content type — `application/grpc*`
+//! and `/readyz` itself, serves the web app at `/app/` (`web/app.rs`), and steers every other
+//! request by content type — `application/grpc*`
 //! (gRPC and gRPC-web) to the tonic routes, everything else to the REST gateway.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
@@ -17,6 +18,8 @@ use serde_json::json;
 use tonic::{service::Routes, transport::server::TcpConnectInfo};
 use tower::{Layer as _, ServiceExt as _, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+mod app;
 
 use crate::{
     config::Settings,
@@ -79,7 +82,11 @@ pub fn app(settings: &Settings, grpc: Routes, services: Services) -> anyhow::Res
         })
         .fallback_service(steer)
         .layer(cors(settings)?);
-    Ok(media.merge(main).layer(middleware::from_fn(log_request)))
+    let web_app = app::router(settings.web_dir.clone());
+    Ok(media
+        .merge(web_app)
+        .merge(main)
+        .layer(middleware::from_fn(log_request)))
 }
 
 /// Where media files are served from, and who signs their URLs.

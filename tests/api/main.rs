@@ -47,3 +47,4 @@ mod playback;
 mod processes;
 mod store;
 mod throttling;
+mod web_app;

@@ -9,7 +9,7 @@ use sqlx::{FromRow as _, Row as _};
 use super::{
     Backend, Store, VideoRecord,
     pages::{PageIndex, PageKey},
-    videos::{VIDEO_COLUMNS, VIDEO_FROM, from_json, sqlite_json},
+    videos::{VIDEO_COLUMNS, from_json, sqlite_json},
 };
 use crate::{
     domain::{
@@ -395,17 +395,24 @@ impl Store {
             plan.seek(after);
         }
         let rank = plan.rank_column();
+        // The page is chosen over narrow rows (id, rank, sort key) and only its rows are read
+        // whole and joined with their uploader: a broad search sorts thousands of matches, and
+        // sorting them with every column copied thousands of wide rows per request.
         // LIMIT and OFFSET are written as literals (integers, never client text): SQLite
         // re-prepares a statement whenever a parameter its LIMIT reads is bound again.
         let select = format!(
-            "SELECT {}, {rank} AS search_rank, \
-             (SELECT generation FROM catalog_generation) AS catalog_generation {VIDEO_FROM}{} \
-             ORDER BY {} LIMIT {} OFFSET {}",
+            "SELECT {}, p.search_rank AS search_rank, \
+             (SELECT generation FROM catalog_generation) AS catalog_generation \
+             FROM (SELECT v.id, {rank} AS search_rank FROM videos v{} \
+                   ORDER BY {} LIMIT {} OFFSET {}) p \
+             JOIN videos v ON v.id = p.id LEFT JOIN users u ON u.id = v.uploaded_by \
+             ORDER BY {}",
             *VIDEO_COLUMNS,
             plan.where_sql(),
             plan.order_by("v."),
             query.limit,
             start.offset,
+            plan.order_by("v."),
         );
         let order = plan.order_by("");
         match &self.backend {

@@ -218,7 +218,9 @@ impl Plan {
         let op = if self.ordering.descending() { "<" } else { ">" };
         let ts = self.sql.arg(Arg::Ts(Timestamp::from_micros(key.micros)));
         let id = self.sql.arg(Arg::I64(key.id.get()));
-        let after = format!("(v.{column} {op} {ts} OR (v.{column} = {ts} AND v.id {op} {id}))");
+        // A row-value comparison, which both databases run as a range of the (column, id)
+        // index; PostgreSQL does not for the equivalent OR form and read every row before it.
+        let after = format!("(v.{column}, v.id) {op} ({ts}, {id})");
         self.conditions.push(match self.rank.clone() {
             Some(rank) => {
                 let r = self.sql.arg(Arg::I64(key.rank));

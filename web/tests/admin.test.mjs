@@ -27,10 +27,7 @@ test("an admin uploads a clip, watches it transcode live, and it plays from the 
   const { page, context, requests } = await world.page();
   try {
     const clip = makeClip(world.dir, "upload.mp4", { seconds: 20 });
-    await page.goto(`${world.origin}/app/login`);
-    await page.fill("input[name=email]", world.admin.email);
-    await page.fill("input[name=password]", world.admin.password);
-    await page.click("button[type=submit]");
+    await world.logIn(page);
     await page.waitForURL(/\/app\/$/);
     await page.click("header >> text=Admin");
     await page.waitForSelector("form.stack input[name=title]");
@@ -86,10 +83,7 @@ test("an admin uploads a clip, watches it transcode live, and it plays from the 
 test("the admin console lists videos, users, jobs and exports, and previews an import", async () => {
   const { page, context, requests } = await world.page();
   try {
-    await page.goto(`${world.origin}/app/login`);
-    await page.fill("input[name=email]", world.admin.email);
-    await page.fill("input[name=password]", world.admin.password);
-    await page.click("button[type=submit]");
+    await world.logIn(page);
     await page.waitForURL(/\/app\/$/);
 
     await page.goto(`${world.origin}/app/admin/videos`);

@@ -167,6 +167,13 @@ export async function startWorld({ env: extra = {} } = {}) {
       page.setDefaultTimeout(20_000);
       return { page, context, requests };
     },
+    /** Logs `page` in on the login page as `user` (the admin by default). */
+    async logIn(page, user = admin) {
+      await page.goto(`${origin}/app/login`);
+      await page.fill("input[name=email]", user.email);
+      await page.fill("input[name=password]", user.password);
+      await page.click("button[type=submit]");
+    },
     async stop() {
       await browser.close().catch(() => {});
       server.kill("SIGTERM");

@@ -21,10 +21,7 @@ const stored = (page) => page.evaluate(() => JSON.parse(sessionStorage.getItem("
 test("an expired access token is refreshed, and a revoked session lands on the login page", async () => {
   const { page, context, requests } = await world.page();
   try {
-    await page.goto(`${world.origin}/app/login`);
-    await page.fill("input[name=email]", world.admin.email);
-    await page.fill("input[name=password]", world.admin.password);
-    await page.click("button[type=submit]");
+    await world.logIn(page);
     await page.waitForSelector("header .who");
     const first = await stored(page);
     const { exp } = JSON.parse(Buffer.from(first.accessToken.split(".")[1], "base64url").toString());

@@ -156,10 +156,7 @@ test("a new viewer signs up, activates, logs in, watches over HLS and resumes", 
 test("a rejected access token is refreshed; with both tokens rejected the app shows the login page", async () => {
   const { page, context, requests } = await world.page();
   try {
-    await page.goto(`${world.origin}/app/login`);
-    await page.fill("input[name=email]", world.admin.email);
-    await page.fill("input[name=password]", world.admin.password);
-    await page.click("button[type=submit]");
+    await world.logIn(page);
     await page.waitForSelector(".row .tile");
 
     // An access token the server does not accept: the catalog's parallel calls all fail, one

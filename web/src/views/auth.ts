@@ -18,27 +18,34 @@ function value(form: HTMLFormElement, name: string): string {
   return (form.elements.namedItem(name) as HTMLInputElement).value;
 }
 
+/** Runs `action` (a form's submit or a button's click), showing its failure in `status`. */
+function attempt(status: ReturnType<typeof notice>, action: () => Promise<void>) {
+  return async (e: Event) => {
+    e.preventDefault();
+    try {
+      await action();
+    } catch (err) {
+      status.show(describeError(err), true);
+    }
+  };
+}
+
 export const loginPage: Page = (root) => {
   const status = notice();
   const form = h(
     "form",
     {
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
+      onsubmit: attempt(status, async () => {
         status.show("Logging in…");
-        try {
-          const remember = (form.elements.namedItem("remember") as HTMLInputElement).checked;
-          const r = await authApi.login({
-            email: value(form, "email"),
-            password: value(form, "password"),
-            rememberMe: remember,
-          });
-          setSession(sessionFrom(r.tokens!, r.user!, remember));
-          navigate("");
-        } catch (err) {
-          status.show(describeError(err), true);
-        }
-      },
+        const remember = (form.elements.namedItem("remember") as HTMLInputElement).checked;
+        const r = await authApi.login({
+          email: value(form, "email"),
+          password: value(form, "password"),
+          rememberMe: remember,
+        });
+        setSession(sessionFrom(r.tokens!, r.user!, remember));
+        navigate("");
+      }),
     },
     field("E-mail", "email", "email", { autocomplete: "username" }),
     field("Password", "password", "password", { autocomplete: "current-password" }),
@@ -49,15 +56,11 @@ export const loginPage: Page = (root) => {
     "button",
     {
       class: "secondary",
-      onclick: async () => {
-        try {
-          const r = await authApi.guestLogin({});
-          setSession(sessionFrom(r.tokens!, r.user!, false));
-          navigate("");
-        } catch (err) {
-          status.show(describeError(err), true);
-        }
-      },
+      onclick: attempt(status, async () => {
+        const r = await authApi.guestLogin({});
+        setSession(sessionFrom(r.tokens!, r.user!, false));
+        navigate("");
+      }),
     },
     "Continue as guest",
   );
@@ -83,20 +86,15 @@ export const signupPage: Page = (root) => {
   const form = h(
     "form",
     {
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        try {
-          const r = await authApi.register({
-            email: value(form, "email"),
-            password: value(form, "password"),
-            confirmPassword: value(form, "confirm"),
-          });
-          form.remove();
-          status.show(r.message || "Check your mail to activate your account.");
-        } catch (err) {
-          status.show(describeError(err), true);
-        }
-      },
+      onsubmit: attempt(status, async () => {
+        const r = await authApi.register({
+          email: value(form, "email"),
+          password: value(form, "password"),
+          confirmPassword: value(form, "confirm"),
+        });
+        form.remove();
+        status.show(r.message || "Check your mail to activate your account.");
+      }),
     },
     field("E-mail", "email", "email", { autocomplete: "username" }),
     field("Password", "password", "password", { autocomplete: "new-password" }),
@@ -126,15 +124,10 @@ export const forgotPage: Page = (root) => {
   const form = h(
     "form",
     {
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        try {
-          const r = await authApi.requestPasswordReset({ email: value(form, "email") });
-          status.show(r.message || "If the account exists, a reset link is on its way.");
-        } catch (err) {
-          status.show(describeError(err), true);
-        }
-      },
+      onsubmit: attempt(status, async () => {
+        const r = await authApi.requestPasswordReset({ email: value(form, "email") });
+        status.show(r.message || "If the account exists, a reset link is on its way.");
+      }),
     },
     field("E-mail", "email", "email"),
     h("button", { type: "submit" }, "Send reset link"),
@@ -147,21 +140,16 @@ export const resetPage: Page = (root, { uid, token }) => {
   const form = h(
     "form",
     {
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        try {
-          const r = await authApi.confirmPasswordReset({
-            uid,
-            token,
-            newPassword: value(form, "password"),
-            confirmNewPassword: value(form, "confirm"),
-          });
-          form.remove();
-          status.show(r.message || "Your password is changed: log in with it.");
-        } catch (err) {
-          status.show(describeError(err), true);
-        }
-      },
+      onsubmit: attempt(status, async () => {
+        const r = await authApi.confirmPasswordReset({
+          uid,
+          token,
+          newPassword: value(form, "password"),
+          confirmNewPassword: value(form, "confirm"),
+        });
+        form.remove();
+        status.show(r.message || "Your password is changed: log in with it.");
+      }),
     },
     field("New password", "password", "password", { autocomplete: "new-password" }),
     field("Confirm new password", "confirm", "password", { autocomplete: "new-password" }),

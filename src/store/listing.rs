@@ -296,7 +296,7 @@ pub(super) use bind_all;
 struct Read {
     videos: Vec<VideoRecord>,
     state: Option<UserStateRows>,
-    generation: Option<i64>,
+    generation: i64,
 }
 
 impl Store {
@@ -350,7 +350,7 @@ impl Store {
         };
         let mut read = self.read_page(&key, query, Some(&index), state_of).await?;
         let mut total = index.total;
-        if read.generation != Some(index.generation) {
+        if read.generation != index.generation {
             // The catalog changed since the index was built: build it again, and read the
             // page again if the stale one placed it.
             let fresh = self.build_page_index(&key).await?;
@@ -434,7 +434,7 @@ impl Store {
                 Ok(Read {
                     videos,
                     state: None,
-                    generation: Some(generation),
+                    generation,
                 })
             }
             Backend::Sqlite(pool) => {
@@ -518,6 +518,6 @@ async fn sqlite_page(
     Ok(Read {
         videos: from_json::<Vec<VideoRecord>>(&videos)?,
         state,
-        generation: Some(generation),
+        generation,
     })
 }

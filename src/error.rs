@@ -137,12 +137,13 @@ fn sqlite_busy(code: Option<&str>) -> bool {
 
 fn postgres_busy(code: Option<&str>) -> bool {
     // Connection exceptions (08…), lock_not_available, too_many_connections, shutdowns and
-    // restarts, serialization failures and deadlocks: all answered "try again".
+    // restarts, a database not accepting connections (55000 at connect), serialization
+    // failures and deadlocks: all answered "try again".
     code.is_some_and(|c| {
         c.starts_with("08")
             || matches!(
                 c,
-                "55P03" | "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                "55P03" | "53300" | "55000" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
             )
     })
 }
@@ -354,7 +355,9 @@ mod tests {
         for other in ["19", "2067", "1", "11"] {
             assert!(!sqlite_busy(Some(other)), "{other}");
         }
-        for busy in ["55P03", "53300", "57P01", "57P03", "08006", "40P01"] {
+        for busy in [
+            "55P03", "53300", "55000", "57P01", "57P03", "08006", "40P01",
+        ] {
             assert!(postgres_busy(Some(busy)), "{busy}");
         }
         for other in ["23505", "42P01", "5"] {

@@ -84,7 +84,9 @@ impl Services {
         let cache_ttl = Duration::from_secs(settings.cache_ttl.max(1));
         let cache = match (&redis, settings.cache_enabled) {
             (_, false) => Cache::disabled(),
-            (Some(redis), true) => Cache::redis(redis.clone(), cache_ttl),
+            (Some(redis), true) => {
+                Cache::redis(redis.clone(), cache_ttl, crate::cache::MEMORY_BYTES)
+            }
             (None, true) => Cache::memory(cache_ttl, crate::cache::MEMORY_BYTES),
         };
         let store = store.with_cache(cache.clone());
@@ -99,14 +101,22 @@ impl Services {
             },
             settings.media_dir.clone(),
         );
-        // Only a single-process deployment can keep verified sessions in memory and still
-        // revoke them at once; with PostgreSQL or Redis several processes may serve.
-        let sessions = if redis.is_none() && !settings.is_postgres() {
-            SessionCache::local()
-        } else {
-            SessionCache::disabled()
+        // Verified sessions are kept in memory by a single process, or by several when Redis
+        // tells each call whether they are still good; PostgreSQL alone cannot.
+        let sessions = match &redis {
+            Some(redis) => SessionCache::shared(redis.clone()),
+            None if !settings.is_postgres() => SessionCache::local(),
+            None => SessionCache::disabled(),
         };
-        let accounts = Accounts::new(settings, store.clone(), tokens, mailer, limiter, sessions);
+        let accounts = Accounts::new(
+            settings,
+            store.clone(),
+            tokens,
+            mailer,
+            limiter,
+            sessions,
+            cache.clone(),
+        );
         let queue = match &redis {
             Some(redis) => JobQueue::redis(
                 redis.clone(),

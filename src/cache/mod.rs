@@ -7,7 +7,10 @@ use std::{
     any::Any,
     collections::HashMap,
     future::Future,
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -32,13 +35,38 @@ pub fn user_scope(user: UserId) -> String {
 pub struct Cache {
     backend: Backend,
     ttl: Duration,
+    /// Invalidations made by this process (see [`Versions`]).
+    bumps: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
 enum Backend {
     Disabled,
     Memory(Arc<Memory>),
-    Redis(Redis),
+    /// Shared entries in Redis, and the ones this process read or wrote kept in process under
+    /// the version they were read at (so a request that knows the versions reads them from
+    /// memory, and a bumped version makes them unreachable here too).
+    Redis(Redis, Arc<Local>),
+}
+
+/// The versions of the scopes one request may read, read from Redis once, in the round trip
+/// that checks the caller's session ([`crate::service::Accounts::authenticate`]). Used only
+/// while this process has invalidated nothing since they were read: a request that writes
+/// (or runs beside a write here) reads its versions again, so it sees its own writes.
+#[derive(Clone, Debug)]
+pub struct Versions {
+    read: Arc<[(String, String)]>,
+    /// This process's invalidation count when they were read.
+    bumps: u64,
+}
+
+impl Versions {
+    fn get(&self, scope: &str) -> Option<&str> {
+        self.read
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Typed values: a hit costs a clone, not a deserialisation.
@@ -56,7 +84,35 @@ struct Memory {
     /// Random per process, so versions (which restart at 0) never repeat across restarts.
     epoch: u64,
     versions: Mutex<HashMap<String, u64>>,
-    entries: moka::future::Cache<String, Entry>,
+    entries: Local,
+}
+
+/// Typed entries in this process, bounded in bytes, keyed by `scope:version:key`.
+struct Local(moka::future::Cache<String, Entry>);
+
+impl Local {
+    fn new(ttl: Duration, bytes: u64) -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, entry: &Entry| entry.weight)
+                .time_to_live(ttl)
+                .build(),
+        )
+    }
+
+    async fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        let entry = self.0.get(key).await?;
+        entry.value.downcast_ref::<T>().cloned()
+    }
+
+    async fn insert<T: Serialize + Send + Sync + 'static>(&self, key: String, value: T) {
+        let entry = Entry {
+            weight: weight(&key, &value),
+            value: Arc::new(value) as AnyValue,
+        };
+        self.0.insert(key, entry).await;
+    }
 }
 
 /// Counts the bytes written to it.
@@ -129,29 +185,64 @@ impl Cache {
             backend: Backend::Memory(Arc::new(Memory {
                 epoch: rand::random(),
                 versions: Mutex::new(HashMap::new()),
-                entries: moka::future::Cache::builder()
-                    .max_capacity(bytes)
-                    .weigher(|_, entry: &Entry| entry.weight)
-                    .time_to_live(ttl)
-                    .build(),
+                entries: Local::new(ttl, bytes),
             })),
             ttl,
+            bumps: Arc::default(),
         }
     }
 
-    /// A cache in Redis shared by every process.
-    pub fn redis(redis: Redis, ttl: Duration) -> Self {
+    /// A cache in Redis shared by every process, with about `bytes` of what this process read
+    /// kept in process (valid only under the version it was read at).
+    pub fn redis(redis: Redis, ttl: Duration, bytes: u64) -> Self {
         Self {
-            backend: Backend::Redis(redis),
+            backend: Backend::Redis(redis, Arc::new(Local::new(ttl, bytes))),
             ttl,
+            bumps: Arc::default(),
         }
     }
+
+    /// The Redis keys holding `scopes`' versions (for a caller that reads them together with
+    /// other keys in one script, [`Self::SEED`]); `None` unless the cache is in Redis.
+    pub fn version_keys(&self, scopes: &[&str]) -> Option<Vec<String>> {
+        match &self.backend {
+            Backend::Redis(redis, _) => Some(
+                scopes
+                    .iter()
+                    .map(|scope| redis.key(&format!("cache:{scope}:version")))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// `versions`, read for `scopes` (in order) from the keys [`Self::version_keys`] named.
+    pub fn versions_read(&self, scopes: &[&str], versions: Vec<String>) -> Versions {
+        Versions {
+            read: scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .zip(versions)
+                .collect(),
+            bumps: self.bumps.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The version `known` holds for `scope`, if this process invalidated nothing since.
+    fn known<'a>(&self, known: Option<&'a Versions>, scope: &str) -> Option<&'a str> {
+        let known = known.filter(|k| k.bumps == self.bumps.load(Ordering::SeqCst))?;
+        known.get(scope)
+    }
+
+    /// The Lua function `version(key)` that reads a version key, seeding a missing one.
+    pub const SEED: &'static str = SEED;
 
     /// No caching at all (benchmarks of the uncached path).
     pub fn disabled() -> Self {
         Self {
             backend: Backend::Disabled,
             ttl: Duration::ZERO,
+            bumps: Arc::default(),
         }
     }
 
@@ -162,75 +253,170 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
+        self.get_or_load_at(None, scope, key, load).await
+    }
+
+    /// [`Self::get_or_load`] for a request that already read its scopes' versions (`known`):
+    /// an entry this process holds under the known version costs no round trip at all.
+    pub async fn get_or_load_at<T, F, Fut>(
+        &self,
+        known: Option<&Versions>,
+        scope: &str,
+        key: &str,
+        load: F,
+    ) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
         match &self.backend {
             Backend::Disabled => load().await,
             Backend::Memory(memory) => {
                 let version = memory.version(scope);
                 let full = format!("{scope}:{version}:{key}");
-                if let Some(entry) = memory.entries.get(&full).await
-                    && let Some(value) = entry.value.downcast_ref::<T>()
-                {
-                    crate::monitoring::cache_lookup(true);
-                    return Ok(value.clone());
-                }
-                crate::monitoring::cache_lookup(false);
-                let value = load().await?;
-                let entry = Entry {
-                    weight: weight(&full, &value),
-                    value: Arc::new(value.clone()) as AnyValue,
-                };
-                memory.entries.insert(full, entry).await;
-                Ok(value)
-            }
-            Backend::Redis(redis) => {
-                let version_key = redis.key(&format!("cache:{scope}:version"));
-                let prefix = redis.key(&format!("cache:{scope}:"));
-                let suffix = format!(":{key}");
-                // Redis down or slow: the cache is bypassed (the breaker makes that instant).
-                let found = redis
-                    .bounded(async {
-                        let mut conn = redis.conn().await?;
-                        GET.key(&version_key)
-                            .arg(&prefix)
-                            .arg(&suffix)
-                            .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
-                            .await
-                            .map_err(unavailable)
-                    })
-                    .await
-                    .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
-                    .ok();
-                let Some((version, cached)) = found else {
-                    crate::monitoring::cache_lookup(false);
-                    return load().await;
-                };
-                if let Some(value) = cached.and_then(|b| serde_json::from_slice(&b).ok()) {
+                if let Some(value) = memory.entries.get::<T>(&full).await {
                     crate::monitoring::cache_lookup(true);
                     return Ok(value);
                 }
                 crate::monitoring::cache_lookup(false);
                 let value = load().await?;
-                if let Ok(bytes) = serde_json::to_vec(&value) {
-                    let result = redis
-                        .bounded(async {
-                            let mut conn = redis.conn().await?;
-                            redis::cmd("SET")
-                                .arg(format!("{prefix}{version}{suffix}"))
-                                .arg(bytes)
-                                .arg("EX")
-                                .arg(self.ttl.as_secs().max(1))
-                                .query_async::<()>(&mut *conn)
-                                .await
-                                .map_err(unavailable)
-                        })
-                        .await;
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "cache write failed");
-                    }
-                }
+                memory.entries.insert(full, value.clone()).await;
                 Ok(value)
             }
+            Backend::Redis(redis, local) => match self.known(known, scope) {
+                Some(version) => self.redis_at(redis, local, scope, version, key, load).await,
+                None => self.redis_read(redis, local, scope, key, load).await,
+            },
         }
+    }
+
+    /// A Redis read that first reads the scope's version (one round trip for both).
+    async fn redis_read<T, F, Fut>(
+        &self,
+        redis: &Redis,
+        local: &Local,
+        scope: &str,
+        key: &str,
+        load: F,
+    ) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        let version_key = redis.key(&format!("cache:{scope}:version"));
+        let prefix = redis.key(&format!("cache:{scope}:"));
+        let suffix = format!(":{key}");
+        // Redis down or slow: the cache is bypassed (the breaker makes that instant).
+        let found = redis
+            .bounded(async {
+                let mut conn = redis.conn().await?;
+                GET.key(&version_key)
+                    .arg(&prefix)
+                    .arg(&suffix)
+                    .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
+            .ok();
+        let Some((version, cached)) = found else {
+            crate::monitoring::cache_lookup(false);
+            return load().await;
+        };
+        self.settle(redis, local, scope, &version, key, cached, load)
+            .await
+    }
+
+    /// A Redis read under a version the request already knows: from this process's entries
+    /// when it holds one, else one `GET`.
+    async fn redis_at<T, F, Fut>(
+        &self,
+        redis: &Redis,
+        local: &Local,
+        scope: &str,
+        version: &str,
+        key: &str,
+        load: F,
+    ) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        if let Some(value) = local.get::<T>(&format!("{scope}:{version}:{key}")).await {
+            crate::monitoring::cache_lookup(true);
+            return Ok(value);
+        }
+        let full = redis.key(&format!("cache:{scope}:{version}:{key}"));
+        let found = redis
+            .bounded(async {
+                let mut conn = redis.conn().await?;
+                redis::cmd("GET")
+                    .arg(&full)
+                    .query_async::<Option<Vec<u8>>>(&mut *conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
+            .ok();
+        let Some(cached) = found else {
+            crate::monitoring::cache_lookup(false);
+            return load().await;
+        };
+        self.settle(redis, local, scope, version, key, cached, load)
+            .await
+    }
+
+    /// Serves what Redis held under `version` (`cached`), or loads, stores in Redis and keeps
+    /// in process under that version.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle<T, F, Fut>(
+        &self,
+        redis: &Redis,
+        local: &Local,
+        scope: &str,
+        version: &str,
+        key: &str,
+        cached: Option<Vec<u8>>,
+        load: F,
+    ) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        let local_key = format!("{scope}:{version}:{key}");
+        if let Some(value) = cached.and_then(|b| serde_json::from_slice::<T>(&b).ok()) {
+            crate::monitoring::cache_lookup(true);
+            local.insert(local_key, value.clone()).await;
+            return Ok(value);
+        }
+        crate::monitoring::cache_lookup(false);
+        let value = load().await?;
+        if let Ok(bytes) = serde_json::to_vec(&value) {
+            let result = redis
+                .bounded(async {
+                    let mut conn = redis.conn().await?;
+                    redis::cmd("SET")
+                        .arg(redis.key(&format!("cache:{scope}:{version}:{key}")))
+                        .arg(bytes)
+                        .arg("EX")
+                        .arg(self.ttl.as_secs().max(1))
+                        .query_async::<()>(&mut *conn)
+                        .await
+                        .map_err(unavailable)
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "cache write failed");
+            }
+        }
+        local.insert(local_key, value.clone()).await;
+        Ok(value)
     }
 
     /// Whether entries are kept at all.
@@ -240,8 +426,9 @@ impl Cache {
 
     /// The current versions of `scopes`, as one string that changes whenever any of them is
     /// invalidated (and differs across restarts and Redis flushes). `None` when the cache is off
-    /// or unreachable: then nothing can be validated against it.
-    pub async fn versions(&self, scopes: &[&str]) -> Option<String> {
+    /// or unreachable: then nothing can be validated against it. Versions the request already
+    /// read (`known`) are not read again.
+    pub async fn versions(&self, known: Option<&Versions>, scopes: &[&str]) -> Option<String> {
         match &self.backend {
             Backend::Disabled => None,
             Backend::Memory(memory) => {
@@ -253,7 +440,14 @@ impl Cache {
                 }
                 Some(out)
             }
-            Backend::Redis(redis) => {
+            Backend::Redis(redis, _) => {
+                if let Some(read) = scopes
+                    .iter()
+                    .map(|scope| self.known(known, scope))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    return Some(format!("r.{}", read.join(".")));
+                }
                 let mut invocation = VERSIONS.prepare_invoke();
                 for scope in scopes {
                     invocation.key(redis.key(&format!("cache:{scope}:version")));
@@ -276,6 +470,7 @@ impl Cache {
 
     /// Makes every entry of `scope` unreachable, on every process.
     pub async fn invalidate(&self, scope: &str) {
+        self.bumps.fetch_add(1, Ordering::SeqCst);
         match &self.backend {
             Backend::Disabled => {}
             Backend::Memory(memory) => {
@@ -283,7 +478,7 @@ impl Cache {
                     *versions.entry(scope.to_owned()).or_default() += 1;
                 }
             }
-            Backend::Redis(redis) => {
+            Backend::Redis(redis, _) => {
                 let key = redis.key(&format!("cache:{scope}:version"));
                 let mut last_error = String::new();
                 for attempt in 0..3u32 {
@@ -371,17 +566,17 @@ mod tests {
         let Backend::Memory(memory) = &cache.backend else {
             panic!("a memory cache");
         };
-        memory.entries.run_pending_tasks().await;
+        memory.entries.0.run_pending_tasks().await;
         // 100 values of ~10 kB each: about 10 fit in 100 kB.
         assert!(
-            memory.entries.weighted_size() <= 100_000,
+            memory.entries.0.weighted_size() <= 100_000,
             "{} bytes",
-            memory.entries.weighted_size()
+            memory.entries.0.weighted_size()
         );
         assert!(
-            memory.entries.entry_count() <= 10,
+            memory.entries.0.entry_count() <= 10,
             "{} entries",
-            memory.entries.entry_count()
+            memory.entries.0.entry_count()
         );
     }
 }

@@ -361,6 +361,8 @@ pub async fn create_superuser(
         }
     };
     services.store.set_superuser(user.user_id(), true).await?;
+    // Processes that keep verified sessions (shared through Redis) see the promotion at once.
+    services.accounts.forget_cached_sessions().await;
     services.store.close().await;
     println!("superuser {email} ready (id {})", user.id);
     if generated {

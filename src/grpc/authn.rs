@@ -71,8 +71,19 @@ impl Authn {
             .extensions()
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr);
+        // A throttled call is charged per user with its session check, unless the gateway
+        // charged it with the first page of the same REST request.
+        let charge = gate == Gate::Throttled
+            && request
+                .extensions()
+                .get::<videoflix_gateway::AlreadyThrottled>()
+                .is_none();
         let outcome = match bearer(&metadata) {
-            Ok(token) => self.accounts.authenticate(token).await,
+            Ok(token) => {
+                self.accounts
+                    .authenticate(token, |user| self.catalog.prefetch(user, charge))
+                    .await
+            }
             Err(e) => Err(e),
         };
         match gate {
@@ -90,33 +101,24 @@ impl Authn {
                 Ok(())
             }
             Gate::Throttled => {
-                let charged = request
-                    .extensions()
-                    .get::<videoflix_gateway::AlreadyThrottled>()
-                    .is_some();
-                let caller = self.throttled(charged, &metadata, peer, outcome).await?;
+                let caller = self.throttled(&metadata, peer, outcome).await?;
                 request.extensions_mut().insert(caller);
                 Ok(())
             }
         }
     }
 
-    /// A user is charged per user (unless the gateway's later pages of one REST request, which
-    /// were charged with its first), an anonymous or bad-token call per address.
+    /// A user was charged with the session check; an anonymous or bad-token call is charged
+    /// per address.
     async fn throttled(
         &self,
-        charged: bool,
         metadata: &MetadataMap,
         peer: Option<SocketAddr>,
         outcome: Result<Caller, AppError>,
     ) -> Result<Caller, AppError> {
         match outcome {
-            Ok(caller) => {
-                if !charged {
-                    self.catalog.throttle_user(&caller).await?;
-                }
-                Ok(caller)
-            }
+            Ok(caller) => Ok(caller),
+            Err(e @ AppError::RateLimited { .. }) => Err(e),
             Err(e) => {
                 self.catalog
                     .throttle_anonymous(client_of(metadata, peer, self.trust_proxy))

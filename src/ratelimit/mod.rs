@@ -44,20 +44,46 @@ pub enum Mode {
     Peek,
 }
 
-const GCRA_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if allow_at > now then return allow_at - now end
-if ARGV[3] == '1' then
-  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+/// A limit charged to one key (e.g. a user's calls per minute).
+#[derive(Clone, Debug)]
+pub struct Limit {
+    /// What is counted (without the Redis prefix).
+    pub key: String,
+    /// How many per period.
+    pub rate: Rate,
+}
+
+/// A limit as the GCRA counts it: its Redis key, the interval between cells and the period,
+/// both in milliseconds.
+pub type Cells = (String, u64, u64);
+
+/// `rate` as (interval, period) in milliseconds.
+fn cells(rate: Rate) -> (u64, u64) {
+    let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX / 4);
+    ((period_ms / u64::from(rate.limit)).max(1), period_ms)
+}
+
+/// The GCRA step for `KEYS[i]` with `interval` and `period` at `now` (ms), charging when it
+/// admits; the wait in ms, 0 when admitted. Shared by the limiter's own script and
+/// [`crate::service::admission`]'s.
+pub(crate) const GCRA_LUA: &str = r"
+local function gcra(key, interval, period, now, charge)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - period
+  if allow_at > now then return allow_at - now end
+  if charge then redis.call('SET', key, new_tat, 'PX', math.max(1, new_tat - now)) end
+  return 0
 end
-return 0
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
+const GCRA_SCRIPT: &str = r"
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now_ms(), ARGV[3] == '1')
 ";
 
 impl RateLimiter {
@@ -84,8 +110,7 @@ impl RateLimiter {
         if !self.enabled {
             return Ok(());
         }
-        let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX / 4);
-        let interval_ms = (period_ms / u64::from(rate.limit)).max(1);
+        let (interval_ms, period_ms) = cells(rate);
         let wait_ms = match &self.backend {
             Backend::Memory(memory) => memory.check(key, interval_ms, period_ms, mode),
             Backend::Redis(redis, fallback) => {
@@ -102,10 +127,54 @@ impl RateLimiter {
         if wait_ms == 0 {
             Ok(())
         } else {
-            crate::monitoring::rate_limited();
-            Err(AppError::RateLimited {
-                retry_after: Duration::from_millis(wait_ms),
-            })
+            Err(Self::refused(wait_ms))
+        }
+    }
+
+    /// `limits` as another Redis script charges them: `Some(vec![])` when limits are off,
+    /// `None` when they are not kept in Redis (then [`Self::check`] each).
+    pub fn redis_cells(&self, limits: &[Limit]) -> Option<Vec<Cells>> {
+        if !self.enabled {
+            return Some(Vec::new());
+        }
+        let Backend::Redis(redis, _) = &self.backend else {
+            return None;
+        };
+        Some(
+            limits
+                .iter()
+                .map(|limit| {
+                    let (interval, period) = cells(limit.rate);
+                    (redis.key(&format!("rl:{}", limit.key)), interval, period)
+                })
+                .collect(),
+        )
+    }
+
+    /// Charges `limits` in this process (the fallback while Redis is away), as [`Self::check`]
+    /// would with Redis down.
+    pub fn check_local(&self, limits: &[Limit]) -> AppResult<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let memory = match &self.backend {
+            Backend::Memory(memory) | Backend::Redis(_, memory) => memory,
+        };
+        for limit in limits {
+            let (interval, period) = cells(limit.rate);
+            let wait = memory.check(&limit.key, interval, period, Mode::Consume);
+            if wait > 0 {
+                return Err(Self::refused(wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to a request that must wait `wait_ms`.
+    pub fn refused(wait_ms: u64) -> AppError {
+        crate::monitoring::rate_limited();
+        AppError::RateLimited {
+            retry_after: Duration::from_millis(wait_ms),
         }
     }
 
@@ -175,7 +244,7 @@ async fn redis_check(
 ) -> AppResult<u64> {
     // Built (and SHA1-hashed for EVALSHA) once, not on every request.
     static SCRIPT: std::sync::LazyLock<redis::Script> =
-        std::sync::LazyLock::new(|| redis::Script::new(GCRA_SCRIPT));
+        std::sync::LazyLock::new(|| redis::Script::new(&format!("{GCRA_LUA}{GCRA_SCRIPT}")));
     let mut conn = redis.conn().await?;
     SCRIPT
         .key(redis.key(&format!("rl:{key}")))

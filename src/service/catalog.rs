@@ -10,10 +10,10 @@ use std::{
 
 use crate::{
     cache::{CATALOG, Cache, user_scope},
-    domain::{Genre, Language, Ordering, PageToken, Rate, Timestamp, VideoId, VideoMeta},
+    domain::{Genre, Language, Ordering, PageToken, Rate, Timestamp, UserId, VideoId, VideoMeta},
     error::{AppError, AppResult},
-    ratelimit::{Mode, RateLimiter},
-    service::{Caller, ClientInfo},
+    ratelimit::{Limit, Mode, RateLimiter},
+    service::{Caller, ClientInfo, admission::Prefetch},
     store::{Store, UserStateRows, VideoFilter, VideoQuery, VideoRecord},
 };
 /// How many videos "recent" returns.
@@ -162,19 +162,29 @@ impl Catalog {
             .await
     }
 
-    /// Throttles a user's call (short and daily window).
-    pub async fn throttle_user(&self, caller: &Caller) -> AppResult<()> {
-        let id = caller.user.id;
-        self.limiter
-            .check(&format!("video:user:{id}"), self.limits.user, Mode::Consume)
-            .await?;
-        self.limiter
-            .check(
-                &format!("video:user-day:{id}"),
-                self.limits.user_day,
-                Mode::Consume,
-            )
-            .await
+    /// What a call of `user` reads and is charged with its session check: the versions of the
+    /// cache scopes catalog reads use, and (when `charge`) the user's limits, short and daily.
+    pub fn prefetch(&self, user: UserId, charge: bool) -> Prefetch {
+        let scopes = if self.cache.is_enabled() {
+            vec![CATALOG.to_owned(), user_scope(user)]
+        } else {
+            Vec::new()
+        };
+        let limits = if charge {
+            vec![
+                Limit {
+                    key: format!("video:user:{user}"),
+                    rate: self.limits.user,
+                },
+                Limit {
+                    key: format!("video:user-day:{user}"),
+                    rate: self.limits.user_day,
+                },
+            ]
+        } else {
+            Vec::new()
+        };
+        Prefetch { scopes, limits }
     }
 
     // ---- reads -------------------------------------------------------------------------------
@@ -186,7 +196,11 @@ impl Catalog {
     pub async fn etag(&self, caller: &Caller, request: &[u8]) -> String {
         use sha2::{Digest, Sha256};
         let user = user_scope(caller.user.user_id());
-        let Some(versions) = self.cache.versions(&[CATALOG, &user]).await else {
+        let Some(versions) = self
+            .cache
+            .versions(caller.versions.as_ref(), &[CATALOG, &user])
+            .await
+        else {
             return String::new();
         };
         let digest = Sha256::new()
@@ -230,9 +244,12 @@ impl Catalog {
         } else {
             let page = self
                 .cache
-                .get_or_load(CATALOG, &cache_key(&query), || async {
-                    self.store.list_videos(&query).await.map(SharedPage::from)
-                })
+                .get_or_load_at(
+                    caller.versions.as_ref(),
+                    CATALOG,
+                    &cache_key(&query),
+                    || async { self.store.list_videos(&query).await.map(SharedPage::from) },
+                )
                 .await?;
             (page, None)
         };
@@ -271,9 +288,12 @@ impl Catalog {
     pub async fn get(&self, caller: &Caller, id: VideoId) -> AppResult<VideoView> {
         let record = self
             .cache
-            .get_or_load(CATALOG, &format!("video:{id}"), || async {
-                Ok(self.store.video(id).await?.map(Arc::new))
-            })
+            .get_or_load_at(
+                caller.versions.as_ref(),
+                CATALOG,
+                &format!("video:{id}"),
+                || async { Ok(self.store.video(id).await?.map(Arc::new)) },
+            )
             .await?
             .ok_or(AppError::NotFound("video"))?;
         Ok(self.views(caller, vec![record]).await?.remove(0))
@@ -288,7 +308,7 @@ impl Catalog {
         let key = format!("recent:{}", exclude.map_or(0, VideoId::get));
         let records = self
             .cache
-            .get_or_load(CATALOG, &key, || async {
+            .get_or_load_at(caller.versions.as_ref(), CATALOG, &key, || async {
                 Ok(shared(
                     self.store.recent_videos(exclude, RECENT_COUNT).await?,
                 ))
@@ -301,7 +321,7 @@ impl Catalog {
     pub async fn categorized(&self, caller: &Caller) -> AppResult<Vec<(Genre, Vec<VideoView>)>> {
         let records = self
             .cache
-            .get_or_load(CATALOG, "categorized", || async {
+            .get_or_load_at(caller.versions.as_ref(), CATALOG, "categorized", || async {
                 Ok(shared(self.store.videos_with_genre().await?))
             })
             .await?;
@@ -469,9 +489,12 @@ impl Catalog {
     async fn state(&self, caller: &Caller) -> AppResult<UserState> {
         let user = caller.user.user_id();
         self.cache
-            .get_or_load(&user_scope(user), "state", || async {
-                Ok(UserState::from(self.store.user_state(user).await?))
-            })
+            .get_or_load_at(
+                caller.versions.as_ref(),
+                &user_scope(user),
+                "state",
+                || async { Ok(UserState::from(self.store.user_state(user).await?)) },
+            )
             .await
     }
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+pub(crate) mod admission;
 mod catalog;
 mod pipeline;
 mod playback;
@@ -12,6 +13,7 @@ pub use accounts::{
     Accounts, Caller, ClientInfo, GUEST_LOGIN_EMAIL, IssuedTokens, Login, LoginOutcome,
 };
 pub use admin::{Admin, ExportFile, MAX_USERS_PAGE, UserPatch};
+pub use admission::Prefetch;
 pub use catalog::{
     Catalog, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, Paging, VideoLimits,
     VideoPatch, VideoView,

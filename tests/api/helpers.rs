@@ -34,7 +34,7 @@ pub enum Backend {
 }
 
 /// PostgreSQL server for tests (trust auth); override with `TEST_POSTGRES_URL`.
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

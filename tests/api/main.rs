@@ -45,6 +45,7 @@ mod pipeline_uploads;
 mod platform;
 mod playback;
 mod processes;
+mod round_trips;
 mod store;
 mod throttling;
 mod web_app;

@@ -3,6 +3,7 @@
 //! Transport-agnostic: the gRPC layer parses requests into the arguments below and maps
 //! [`AppError`] to statuses.
 
+mod authenticate;
 mod profile;
 mod registration;
 mod reset;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use url::Url;
 
 use crate::{
+    cache::{Cache, Versions},
     config::Settings,
     domain::{Email, Rate, Uid, UserId},
     error::{AppError, AppResult},
@@ -36,6 +38,9 @@ pub struct Caller {
     pub user: UserRecord,
     /// The session id (`sid` claim).
     pub session_id: String,
+    /// The versions of the cache scopes this call reads, when they were read with its
+    /// session check (several processes sharing Redis).
+    pub versions: Option<Versions>,
 }
 
 impl Caller {
@@ -125,6 +130,7 @@ pub struct Accounts {
     limiter: RateLimiter,
     limits: Limits,
     sessions: SessionCache,
+    cache: Cache,
     frontend_url: Url,
     guest_domain: String,
     activation_ttl: u64,
@@ -143,6 +149,7 @@ impl Accounts {
         mailer: Mailer,
         limiter: RateLimiter,
         sessions: SessionCache,
+        cache: Cache,
     ) -> Self {
         Self {
             store,
@@ -160,6 +167,7 @@ impl Accounts {
                 guest: settings.throttle_anon,
             },
             sessions,
+            cache,
             frontend_url: settings.frontend_url.clone(),
             guest_domain: settings.guest_email_domain.clone(),
             activation_ttl: settings.activation_token_ttl,

@@ -264,42 +264,6 @@ impl Accounts {
         }
     }
 
-    /// Validates an access token and loads its caller; the session must still be alive.
-    pub async fn authenticate(&self, access_token: &str) -> AppResult<Caller> {
-        let claims = self.tokens.verify_access(access_token)?;
-        let user_id = claims
-            .user_id()
-            .ok_or(AppError::Unauthenticated("The access token is invalid."))?;
-        let now = Timestamp::now();
-        let usable = |(session, user): &(SessionRecord, UserRecord)| {
-            session.user_id == user_id && session.is_alive(now) && user.is_active
-        };
-        if let Some(entry) = self.sessions.get(&claims.sid)
-            && usable(&entry)
-        {
-            return Ok(Caller {
-                user: entry.1.clone(),
-                session_id: entry.0.id.clone(),
-            });
-        }
-        let generation = self.sessions.generation();
-        let entry = self
-            .store
-            .session_with_user(&claims.sid)
-            .await?
-            .filter(|e| usable(e))
-            .ok_or(AppError::Unauthenticated(
-                "The session has ended. Please log in again.",
-            ))?;
-        let caller = Caller {
-            user: entry.1.clone(),
-            session_id: entry.0.id.clone(),
-        };
-        self.sessions
-            .insert(&claims.sid, std::sync::Arc::new(entry), generation);
-        Ok(caller)
-    }
-
     /// Ends the caller's session; a guest account is deleted. Returns whether it was a guest.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, caller: &Caller) -> AppResult<bool> {

@@ -293,7 +293,7 @@ macro_rules! bind_all {
 pub(super) use bind_all;
 
 /// One page as read: the rows, the caller's state (SQLite), the catalog generation it saw.
-struct Read {
+pub(super) struct Read {
     videos: Vec<VideoRecord>,
     state: Option<UserStateRows>,
     generation: i64,
@@ -354,7 +354,7 @@ impl Store {
             // The catalog changed since the index was built: build it again, and read the
             // page again if the stale one placed it.
             let fresh = self.build_page_index(&key).await?;
-            if index.start(query.offset).after.is_some() {
+            if index.is_exact() || index.start(query.offset).after.is_some() {
                 read = self.read_page(&key, query, Some(&fresh), state_of).await?;
             }
             total = fresh.total;
@@ -377,6 +377,11 @@ impl Store {
         index: Option<&PageIndex>,
         state_of: Option<UserId>,
     ) -> AppResult<Read> {
+        if query.after.is_none()
+            && let Some(ids) = index.and_then(|index| index.ids(query.offset, query.limit))
+        {
+            return self.read_ids(ids, state_of).await;
+        }
         let start = match (&query.after, index) {
             (Some(token), _) => Start {
                 after: Some(SortKey {
@@ -417,10 +422,22 @@ impl Store {
             plan.order_by("v."),
         );
         let order = plan.order_by("");
+        self.run_page(&select, &order, plan.sql.args, state_of)
+            .await
+    }
+
+    /// Runs a page's `select` (rows in `order`, each with the catalog generation).
+    pub(super) async fn run_page(
+        &self,
+        select: &str,
+        order: &str,
+        args: Vec<Arg>,
+        state_of: Option<UserId>,
+    ) -> AppResult<Read> {
         match &self.backend {
             Backend::Postgres(pool) => {
                 self.reachable()?;
-                let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(select)), plan.sql.args)
+                let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(select.to_owned())), args)
                     .fetch_all(pool)
                     .await?;
                 let generation = match rows.first() {
@@ -439,35 +456,9 @@ impl Store {
             }
             Backend::Sqlite(pool) => {
                 self.reachable()?;
-                sqlite_page(pool, plan.sql.args, &select, &order, state_of).await
+                sqlite_page(pool, args, select, order, state_of).await
             }
         }
-    }
-
-    /// How many videos match `key`'s filter.
-    async fn count(&self, key: &PageKey) -> AppResult<i64> {
-        let plan = Plan::new(self.dialect(), key);
-        let sql = format!("SELECT COUNT(*) FROM videos v{}", plan.where_sql());
-        Ok(on_pool!(self, pool => {
-            let (total,): (i64,) = bind_all!(
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)),
-                plan.sql.args
-            )
-            .fetch_one(pool)
-            .await?;
-            total
-        }))
-    }
-
-    /// The catalog's generation now.
-    pub(super) async fn catalog_generation(&self) -> AppResult<i64> {
-        Ok(on_pool!(self, pool => {
-            let (generation,): (i64,) =
-                sqlx::query_as("SELECT generation FROM catalog_generation")
-                    .fetch_one(pool)
-                    .await?;
-            generation
-        }))
     }
 
     pub(super) fn dialect(&self) -> Dialect {

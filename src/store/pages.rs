@@ -3,6 +3,11 @@
 //! current. A numbered page then starts with a keyset seek from the nearest key before it and
 //! skips fewer than [`ANCHOR_EVERY`] rows, and the total needs no count: neither grows with
 //! the page number or the catalog.
+//!
+//! A search's matches have no index order to seek in (their rank is computed, and the text
+//! index yields them unordered), so a search of at most [`EXACT_MAX`] matches keeps every
+//! match's id in order: its numbered pages are then read by id, without ranking the matches
+//! again. Its first request, and the first after any catalog write, still reads them all.
 
 use std::sync::Arc;
 
@@ -10,15 +15,19 @@ use sqlx::Row as _;
 
 use super::{
     Store, Timestamp,
-    listing::{Arg, Plan, SortKey, Start, VideoFilter, VideoQuery, bind_all},
+    listing::{Arg, Plan, Read, SortKey, Start, VideoFilter, VideoQuery, bind_all},
+    videos::{VIDEO_COLUMNS, VIDEO_FROM},
 };
 use crate::{
-    domain::{Ordering, VideoId},
+    domain::{Ordering, UserId, VideoId},
     error::AppResult,
 };
 
 /// Every how many rows an index keeps a key.
 pub(super) const ANCHOR_EVERY: i64 = 256;
+
+/// The most matches a search's index keeps every id of.
+pub(super) const EXACT_MAX: i64 = 20_000;
 
 /// Bytes of memory the page indexes of one process may take.
 const INDEX_BYTES: u64 = 4 * 1024 * 1024;
@@ -51,6 +60,8 @@ pub(crate) struct PageIndex {
     pub(super) total: i64,
     /// `anchors[i]` is the key of row number `(i + 1) * ANCHOR_EVERY` (1-based).
     anchors: Vec<SortKey>,
+    /// Every row's id in order (searches of at most [`EXACT_MAX`] matches).
+    ids: Option<Vec<VideoId>>,
 }
 
 impl PageIndex {
@@ -71,8 +82,22 @@ impl PageIndex {
         }
     }
 
+    /// The ids of rows `offset..offset + limit` when every id is kept.
+    pub(super) fn ids(&self, offset: i64, limit: i64) -> Option<&[VideoId]> {
+        let ids = self.ids.as_deref()?;
+        let at = |n: i64| usize::try_from(n).unwrap_or(0).min(ids.len());
+        ids.get(at(offset)..at(offset.saturating_add(limit)))
+    }
+
+    /// Whether every row's id is kept (a page may have been read from them).
+    pub(super) fn is_exact(&self) -> bool {
+        self.ids.is_some()
+    }
+
     fn bytes(&self) -> u32 {
-        let bytes = 64 + self.anchors.len() * std::mem::size_of::<SortKey>();
+        let bytes = 64
+            + self.anchors.len() * std::mem::size_of::<SortKey>()
+            + self.ids.as_ref().map_or(0, Vec::len) * std::mem::size_of::<VideoId>();
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }
@@ -103,22 +128,29 @@ impl PageIndexes {
 
 impl Store {
     /// Builds `key`'s index in one statement (the generation, the total and every
-    /// [`ANCHOR_EVERY`]th key, read in one snapshot) and keeps it.
+    /// [`ANCHOR_EVERY`]th key — every key of a search with at most [`EXACT_MAX`] matches —
+    /// read in one snapshot) and keeps it.
     pub(super) async fn build_page_index(&self, key: &PageKey) -> AppResult<Arc<PageIndex>> {
         let plan = Plan::new(self.dialect(), key);
+        let exact = key.filter.search.is_some();
         let sql = format!(
-            "SELECT g.generation, a.total, a.sort_key, a.id, a.search_rank \
+            "SELECT g.generation, a.total, a.sort_key, a.id, a.search_rank, a.rn \
              FROM catalog_generation g LEFT JOIN ( \
                SELECT total, rn, sort_key, id, search_rank FROM ( \
                  SELECT v.id, v.{column} AS sort_key, {rank} AS search_rank, \
                    row_number() OVER (ORDER BY {order}) AS rn, COUNT(*) OVER () AS total \
                  FROM videos v{filter}) w \
-               WHERE w.rn % {ANCHOR_EVERY} = 0 OR w.rn = 1 \
+               WHERE w.rn % {ANCHOR_EVERY} = 0 OR w.rn = 1{every} \
              ) a ON 1 = 1 ORDER BY a.rn",
             column = key.ordering.column(),
             rank = plan.rank_column(),
             order = plan.order_by_expr(),
             filter = plan.where_sql(),
+            every = if exact {
+                format!(" OR w.total <= {EXACT_MAX}")
+            } else {
+                String::new()
+            },
         );
         let rows = on_pool!(self, pool => {
             bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), plan.sql.args)
@@ -132,6 +164,7 @@ impl Store {
                         row.try_get::<Option<Timestamp>, _>(2)?,
                         row.try_get::<Option<VideoId>, _>(3)?,
                         row.try_get::<Option<i64>, _>(4)?,
+                        row.try_get::<Option<i64>, _>(5)?,
                     ))
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -140,23 +173,83 @@ impl Store {
         let total = rows.first().and_then(|row| row.1).unwrap_or(0);
         let anchors = rows
             .iter()
-            .filter_map(|(_, _, at, id, rank)| {
+            // The first row is there for the total; the keys kept are every ANCHOR_EVERYth.
+            .filter(|row| row.5.is_some_and(|rn| rn % ANCHOR_EVERY == 0))
+            .filter_map(|(_, _, at, id, rank, _)| {
                 Some(SortKey {
                     rank: (*rank)?,
                     micros: (*at)?.micros(),
                     id: (*id)?,
                 })
             })
-            // The first row is there for the total; the keys kept are every ANCHOR_EVERYth.
-            .skip(1)
             .collect::<Vec<_>>();
+        let ids = (exact && total <= EXACT_MAX)
+            .then(|| rows.iter().filter_map(|row| row.3).collect::<Vec<_>>());
         let index = Arc::new(PageIndex {
             generation,
             total,
             anchors,
+            ids,
         });
         self.pages.0.insert(key.clone(), Arc::clone(&index));
         Ok(index)
+    }
+}
+
+impl Store {
+    /// How many videos match `key`'s filter.
+    pub(super) async fn count(&self, key: &PageKey) -> AppResult<i64> {
+        let plan = Plan::new(self.dialect(), key);
+        let sql = format!("SELECT COUNT(*) FROM videos v{}", plan.where_sql());
+        Ok(on_pool!(self, pool => {
+            let (total,): (i64,) = bind_all!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+                plan.sql.args
+            )
+            .fetch_one(pool)
+            .await?;
+            total
+        }))
+    }
+
+    /// The catalog's generation now.
+    pub(super) async fn catalog_generation(&self) -> AppResult<i64> {
+        Ok(on_pool!(self, pool => {
+            let (generation,): (i64,) =
+                sqlx::query_as("SELECT generation FROM catalog_generation")
+                    .fetch_one(pool)
+                    .await?;
+            generation
+        }))
+    }
+
+    /// Reads the rows of `ids`, in that order (a page of a search whose index keeps every id).
+    /// The statement's text depends only on how many ids there are, so it is prepared once.
+    pub(super) async fn read_ids(
+        &self,
+        ids: &[VideoId],
+        state_of: Option<UserId>,
+    ) -> AppResult<Read> {
+        let args: Vec<Arg> = ids.iter().map(|id| Arg::I64(id.get())).collect();
+        let (list, position) = if ids.is_empty() {
+            ("NULL".to_owned(), "0".to_owned())
+        } else {
+            let list = (1..=ids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let arms: String = (1..=ids.len())
+                .map(|n| format!(" WHEN ${n} THEN {n}"))
+                .collect();
+            (list, format!("CASE v.id{arms} END"))
+        };
+        let select = format!(
+            "SELECT {}, {position} AS search_rank, \
+             (SELECT generation FROM catalog_generation) AS catalog_generation \
+             {VIDEO_FROM} WHERE v.id IN ({list}) ORDER BY search_rank",
+            *VIDEO_COLUMNS,
+        );
+        self.run_page(&select, "search_rank", args, state_of).await
     }
 }
 
@@ -176,7 +269,29 @@ mod tests {
             generation: 1,
             total,
             anchors,
+            ids: None,
         }
+    }
+
+    #[test]
+    fn a_search_index_with_every_id_slices_pages_from_them() {
+        let ids: Vec<VideoId> = (1..=45).map(VideoId::from_db).collect();
+        let exact = PageIndex {
+            ids: Some(ids),
+            ..index(45)
+        };
+        let page = |offset, limit| {
+            exact
+                .ids(offset, limit)
+                .map(|ids| ids.iter().map(|id| id.get()).collect::<Vec<_>>())
+        };
+        assert_eq!(page(0, 3), Some(vec![1, 2, 3]));
+        assert_eq!(page(20, 21), Some((21..=41).collect()));
+        assert_eq!(page(40, 21), Some((41..=45).collect()));
+        assert_eq!(page(45, 21), Some(Vec::new()));
+        assert_eq!(page(900, 21), Some(Vec::new()));
+        assert!(exact.is_exact());
+        assert_eq!(index(45).ids(0, 3), None);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub(super) static VIDEO_COLUMNS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// What [`VIDEO_COLUMNS`] selects from.
-const VIDEO_FROM: &str = "FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
+pub(super) const VIDEO_FROM: &str = "FROM videos v LEFT JOIN users u ON u.id = v.uploaded_by";
 
 /// `SELECT` of every [`VideoRecord`] column.
 pub(super) static VIDEO_SELECT: LazyLock<String> =

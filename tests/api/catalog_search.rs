@@ -256,6 +256,17 @@ async fn numbered_pages_stay_exact_deep_in_a_large_list_and_after_writes(#[case]
         );
     }
     assert_eq!(page(N, "").await, (N, Vec::new()));
+    // A search keeps every match's id in order: its pages are read by id, at any offset.
+    for offset in [0, 20, 255, 256, 600, 690] {
+        let (total, titles) = page(offset, "clip").await;
+        assert_eq!(total, N, "search total at offset {offset}");
+        assert_eq!(
+            titles,
+            clips(N - offset, 20.min(N - offset)),
+            "search at offset {offset}"
+        );
+    }
+    assert_eq!(page(N, "clip").await, (N, Vec::new()));
     // A filtered list has positions of its own.
     let (total, titles) = page(60, "seven").await;
     assert_eq!(total, N / 7);
@@ -269,16 +280,21 @@ async fn numbered_pages_stay_exact_deep_in_a_large_list_and_after_writes(#[case]
 
     // A write moves every later page and the total at once, on this process and any other.
     add(store, by, "Clip 701", "").await;
-    let (total, titles) = page(600, "").await;
-    assert_eq!(total, N + 1);
-    assert_eq!(titles, clips(N + 1 - 600, 20));
+    for search in ["", "clip"] {
+        for offset in [20, 600] {
+            let (total, titles) = page(offset, search).await;
+            assert_eq!(total, N + 1, "{search:?} at {offset}");
+            assert_eq!(titles, clips(N + 1 - offset, 20), "{search:?} at {offset}");
+        }
+    }
     let deleted = store
         .delete_video(videoflix::domain::VideoId::parse(350, "id").expect("id"))
         .await
         .expect("delete");
     assert!(deleted);
-    let (total, titles) = page(340, "").await;
+    let (total, titles) = page(340, "clip").await;
     assert_eq!(total, N);
+    assert_eq!(titles, page(340, "").await.1);
     // Clip 350 is gone: positions 340.. show 361, 360, …, 351, 349, …
     let expected: Vec<String> = (1..=N + 1)
         .rev()

@@ -158,6 +158,11 @@ pub(crate) fn cache_lookup(hit: bool) {
     metrics::counter!("videoflix_cache_requests_total", "result" => result).increment(1);
 }
 
+/// A page index built (a list's total and positions, read from every row of the list).
+pub(crate) fn page_index_built() {
+    metrics::counter!("videoflix_page_index_builds_total").increment(1);
+}
+
 /// A request refused by a rate limit.
 pub(crate) fn rate_limited() {
     metrics::counter!("videoflix_rate_limited_total").increment(1);

@@ -344,16 +344,13 @@ impl Store {
                 read.state,
             ));
         }
-        let index = match self.pages.get(&key) {
-            Some(index) => index,
-            None => self.build_page_index(&key).await?,
-        };
+        let index = self.page_index(&key, None).await?;
         let mut read = self.read_page(&key, query, Some(&index), state_of).await?;
         let mut total = index.total;
         if read.generation != index.generation {
             // The catalog changed since the index was built: build it again, and read the
             // page again if the stale one placed it.
-            let fresh = self.build_page_index(&key).await?;
+            let fresh = self.page_index(&key, Some(read.generation)).await?;
             if index.is_exact() || index.start(query.offset).after.is_some() {
                 read = self.read_page(&key, query, Some(&fresh), state_of).await?;
             }

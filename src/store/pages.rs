@@ -102,14 +102,20 @@ impl PageIndex {
     }
 }
 
-/// The page indexes of one process, bounded in bytes.
+/// The page indexes of one process, bounded in bytes, and one lock per list being built, so
+/// that the requests arriving after a catalog write wait for one build instead of each
+/// reading every row again.
 #[derive(Clone)]
-pub(crate) struct PageIndexes(moka::sync::Cache<PageKey, Arc<PageIndex>>);
+pub(crate) struct PageIndexes {
+    built: moka::sync::Cache<PageKey, Arc<PageIndex>>,
+    building: moka::sync::Cache<PageKey, Arc<tokio::sync::Mutex<()>>>,
+    builds: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl PageIndexes {
     pub(super) fn new() -> Self {
-        Self(
-            moka::sync::Cache::builder()
+        Self {
+            built: moka::sync::Cache::builder()
                 .max_capacity(INDEX_BYTES)
                 .weigher(|key: &PageKey, index: &Arc<PageIndex>| {
                     let search = key.filter.search.as_ref().map_or(0, |q| q.as_str().len());
@@ -118,19 +124,57 @@ impl PageIndexes {
                         .saturating_add(u32::try_from(search).unwrap_or(u32::MAX))
                 })
                 .build(),
-        )
-    }
-
-    pub(super) fn get(&self, key: &PageKey) -> Option<Arc<PageIndex>> {
-        self.0.get(key)
+            building: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
+            builds: Arc::default(),
+        }
     }
 }
 
 impl Store {
+    /// How many page indexes this store has built (each reads every row of its list).
+    pub fn page_index_builds(&self) -> u64 {
+        self.pages.builds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `key`'s index: the one kept, unless `generation` is given and the kept one was built at
+    /// another; else built once however many requests ask at the same time.
+    pub(super) async fn page_index(
+        &self,
+        key: &PageKey,
+        generation: Option<i64>,
+    ) -> AppResult<Arc<PageIndex>> {
+        let kept = || {
+            self.pages
+                .built
+                .get(key)
+                .filter(|index| generation.is_none_or(|g| index.generation == g))
+        };
+        if let Some(index) = kept() {
+            return Ok(index);
+        }
+        let lock = self
+            .pages
+            .building
+            .get_with_by_ref(key, || Arc::new(tokio::sync::Mutex::new(())));
+        let _building = lock.lock().await;
+        // Built by the request this one waited for?
+        if let Some(index) = kept() {
+            return Ok(index);
+        }
+        self.build_page_index(key).await
+    }
+
     /// Builds `key`'s index in one statement (the generation, the total and every
     /// [`ANCHOR_EVERY`]th key — every key of a search with at most [`EXACT_MAX`] matches —
     /// read in one snapshot) and keeps it.
-    pub(super) async fn build_page_index(&self, key: &PageKey) -> AppResult<Arc<PageIndex>> {
+    async fn build_page_index(&self, key: &PageKey) -> AppResult<Arc<PageIndex>> {
+        self.pages
+            .builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::monitoring::page_index_built();
         let plan = Plan::new(self.dialect(), key);
         let exact = key.filter.search.is_some();
         let sql = format!(
@@ -191,7 +235,7 @@ impl Store {
             anchors,
             ids,
         });
-        self.pages.0.insert(key.clone(), Arc::clone(&index));
+        self.pages.built.insert(key.clone(), Arc::clone(&index));
         Ok(index)
     }
 }

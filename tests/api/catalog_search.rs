@@ -305,3 +305,42 @@ async fn numbered_pages_stay_exact_deep_in_a_large_list_and_after_writes(#[case]
         .collect();
     assert_eq!(titles, expected);
 }
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::real(Backend::Real)]
+#[tokio::test]
+async fn requests_arriving_together_wait_for_one_page_index_build(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let store = &app.services.store;
+    let by = uploader(store).await;
+    for n in 1..=300 {
+        add(store, by, &format!("Clip {n}"), "").await;
+    }
+    let q = query("clip", "-uploaded_at", 40, 20);
+    let together = || async {
+        let pages = futures::future::join_all((0..16).map(|_| store.list_videos(&q))).await;
+        let pages: Vec<_> = pages.into_iter().map(|p| p.expect("page")).collect();
+        assert!(pages.windows(2).all(|w| w[0] == w[1]));
+        pages[0].clone()
+    };
+    let before = store.page_index_builds();
+    let first = together().await;
+    assert_eq!(first.total, 300);
+    assert_eq!(
+        store.page_index_builds() - before,
+        1,
+        "one build for 16 requests"
+    );
+
+    // After a write every request finds the index stale: still one build.
+    add(store, by, "Clip 301", "").await;
+    let after = together().await;
+    assert_eq!(after.total, 301);
+    assert_eq!(after.videos[0].title, "Clip 261");
+    assert_eq!(
+        store.page_index_builds() - before,
+        2,
+        "one build after the write"
+    );
+}

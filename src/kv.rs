@@ -24,7 +24,11 @@ use crate::error::{AppError, AppResult};
 #[derive(Clone)]
 pub struct Redis {
     pool: bb8::Pool<RedisConnectionManager>,
-    client: redis::Client,
+    /// One multiplexed connection (reconnecting by itself) for the call every request makes
+    /// ([`crate::service::admission`]): concurrent requests share its socket, their commands
+    /// pipelined, instead of each taking a pooled connection.
+    shared: Arc<redis::aio::ConnectionManager>,
+    client: Arc<redis::Client>,
     prefix: String,
     breaker: Arc<Breaker>,
 }
@@ -105,9 +109,19 @@ impl Redis {
             .await
             .context("building the Redis pool")?;
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let shared = redis::aio::ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1),
+        )
+        .map(Arc::new)
+        .context("building the shared Redis connection")?;
         let redis = Self {
             pool,
-            client,
+            shared,
+            client: Arc::new(client),
             prefix: prefix.trim_end_matches(':').to_owned(),
             breaker: Arc::new(Breaker {
                 timeout,
@@ -141,6 +155,17 @@ impl Redis {
             .get()
             .await
             .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
+    }
+
+    /// The shared multiplexed connection (use it inside [`Redis::bounded`]; refused at once
+    /// while the breaker is open).
+    pub fn multiplexed(&self) -> AppResult<redis::aio::ConnectionManager> {
+        if !self.breaker.allows() {
+            return Err(AppError::Unavailable(
+                "redis: unavailable (breaker open)".into(),
+            ));
+        }
+        Ok(redis::aio::ConnectionManager::clone(&self.shared))
     }
 
     /// Runs `call` (which takes its connection from [`Redis::conn`]) within the call timeout,

@@ -78,9 +78,9 @@ pub(crate) async fn admit(
     }
     let mut answer = redis
         .bounded(async {
-            let mut conn = redis.conn().await?;
+            let mut conn = redis.multiplexed()?;
             invocation
-                .invoke_async::<Vec<String>>(&mut *conn)
+                .invoke_async::<Vec<String>>(&mut conn)
                 .await
                 .map_err(|e| AppError::Unavailable(format!("redis: {e}")))
         })

@@ -36,10 +36,14 @@ async fn database_reachable(app: &TestApp, reachable: bool) {
     }
 }
 
-/// The commands Redis received for keys under `prefix` while `work` ran (commands run by
-/// scripts excluded): MONITOR is read until a marker command sent after `work` shows up.
-async fn commands_during(prefix: &str, work: impl std::future::Future<Output = ()>) -> Vec<String> {
-    let client = redis::Client::open(redis_url()).expect("redis url");
+/// The commands the Redis at `url` received for keys under `prefix` while `work` ran (commands
+/// run by scripts excluded): MONITOR is read until a marker command sent after `work` shows up.
+pub(crate) async fn commands_during(
+    url: &str,
+    prefix: &str,
+    work: impl std::future::Future<Output = ()>,
+) -> Vec<String> {
+    let client = redis::Client::open(url).expect("redis url");
     let mut monitor = client
         .get_async_monitor()
         .await
@@ -91,7 +95,7 @@ async fn a_cached_read_costs_one_redis_call_and_no_database_query() {
     database_reachable(&app, false).await;
     const ROUNDS: usize = 3;
     let prefix = app.settings.redis_prefix.clone();
-    let commands = commands_during(&prefix, async {
+    let commands = commands_during(&redis_url(), &prefix, async {
         for _ in 0..ROUNDS {
             for (path, before) in paths.iter().zip(&first) {
                 let again = app.get_auth(path, &user).await.expect(200);

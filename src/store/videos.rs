@@ -49,7 +49,6 @@ pub struct VideoRecord {
     pub status_reason: String,
     /// The video's files.
     #[sqlx(flatten)]
-    #[serde(flatten)]
     pub media: Media,
 }
 
@@ -106,7 +105,9 @@ pub(super) static VIDEO_SELECT: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} {VIDEO_FROM}", *VIDEO_COLUMNS));
 
 /// Every column of [`VIDEO_SELECT`] as one JSON object (SQLite), shaped as [`VideoRecord`]'s
-/// serde form (the rungs' files nested under `rungs`); timestamps are integer micros in both.
+/// serde form (the files nested under `media`, the rungs' under `rungs`: nested, not flattened,
+/// as serde reads a flattened struct through a buffered copy of every field); timestamps are
+/// integer micros in both.
 static VIDEO_JSON: LazyLock<String> = LazyLock::new(|| {
     let rungs: Vec<String> = Rung::ALL
         .iter()
@@ -118,9 +119,9 @@ static VIDEO_JSON: LazyLock<String> = LazyLock::new(|| {
          'uploaded_by', r.uploaded_by, 'uploader_email', r.uploader_email, \
          'uploader_phone', r.uploader_phone, 'uploader_address', r.uploader_address, \
          'uploaded_at', r.uploaded_at, 'updated_at', r.updated_at, 'duration', r.duration, \
-         'status', r.status, 'status_reason', r.status_reason, 'video_file', r.video_file, \
-         'poster', r.poster, 'vtt_file', r.vtt_file, 'hls', r.hls, \
-         'renditions', r.renditions, 'rungs', json_object({}))",
+         'status', r.status, 'status_reason', r.status_reason, 'media', json_object( \
+           'video_file', r.video_file, 'poster', r.poster, 'vtt_file', r.vtt_file, \
+           'hls', r.hls, 'renditions', r.renditions, 'rungs', json_object({})))",
         rungs.join(", ")
     )
 });

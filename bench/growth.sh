@@ -194,7 +194,10 @@ measure() { # size backend
     AUTH="Authorization: Token $TOKEN"
     for r in "${ROWS[@]}"; do
         path="${PATHS[$r]}"
-        curl -fsS "$BASE$path" -H "$AUTH" -o "$WWW/$r-$size.json"
+        # The first request of each row after the start (lists: it builds the page index).
+        first="$(curl -fsS "$BASE$path" -H "$AUTH" -o "$WWW/$r-$size.json" -w '%{time_total}')"
+        printf '%s\t%s\t%s\t%.1f\n' "$size" "$backend" "${LABEL[$r]}" \
+            "$(awk -v t="$first" 'BEGIN { print t * 1000 }')" >>"$WORK/first.tsv"
         bytes="$(wc -c <"$WWW/$r-$size.json")"
         case "$r" in
             list) jq -e 'has("count") and (.results | length) == 50 and all(.results[]; .status == "ready" and (.hls | startswith("https://")))' "$WWW/$r-$size.json" >/dev/null || fail "$path: not 50 ready videos with media URLs" ;;
@@ -267,6 +270,8 @@ while IFS=$'\t' read -r size backend idle peak; do
     printf '%7s %-9s %13s %13s\n' "$size" "$backend" "$idle" "$peak"
 done <"$MEMORY"
 echo
+echo "First request of each row after a start, cache off (ms; a list's first builds its page index):"
+awk -F'\t' '{printf "  %7s %-9s %-36s %8s\n", $1, $2, $3, $4}' "$WORK/first.tsv"
 echo "Matches (count of each list answer):"
 sort -u "$WORK/counts" | awk '{printf "  %s: %s\n", $1, $2}'
 echo "Imports (the store's bulk write, each size adding its videos):"

@@ -4,7 +4,6 @@
 //! and never served again — invalidation is immediate on every process, with no race.
 
 use std::{
-    any::Any,
     collections::HashMap,
     future::Future,
     sync::{
@@ -15,6 +14,10 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
+
+mod local;
+
+use local::Local;
 
 use crate::{domain::UserId, error::AppResult, kv::Redis};
 
@@ -69,72 +72,11 @@ impl Versions {
     }
 }
 
-/// Typed values: a hit costs a clone, not a deserialisation.
-type AnyValue = Arc<dyn Any + Send + Sync>;
-
-/// A value with what it weighs: its key and its JSON form's length in bytes, a measure of the
-/// heap it holds that needs no knowledge of its type.
-#[derive(Clone)]
-struct Entry {
-    value: AnyValue,
-    weight: u32,
-}
-
 struct Memory {
     /// Random per process, so versions (which restart at 0) never repeat across restarts.
     epoch: u64,
     versions: Mutex<HashMap<String, u64>>,
     entries: Local,
-}
-
-/// Typed entries in this process, bounded in bytes, keyed by `scope:version:key`.
-struct Local(moka::future::Cache<String, Entry>);
-
-impl Local {
-    fn new(ttl: Duration, bytes: u64) -> Self {
-        Self(
-            moka::future::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(|_, entry: &Entry| entry.weight)
-                .time_to_live(ttl)
-                .build(),
-        )
-    }
-
-    async fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
-        let entry = self.0.get(key).await?;
-        entry.value.downcast_ref::<T>().cloned()
-    }
-
-    async fn insert<T: Serialize + Send + Sync + 'static>(&self, key: String, value: T) {
-        let entry = Entry {
-            weight: weight(&key, &value),
-            value: Arc::new(value) as AnyValue,
-        };
-        self.0.insert(key, entry).await;
-    }
-}
-
-/// Counts the bytes written to it.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What an entry weighs: `key` and `value`'s JSON length, counted without building it.
-fn weight(key: &str, value: &impl Serialize) -> u32 {
-    let mut count = ByteCount(key.len());
-    // A value that does not serialise is weighed by its key alone.
-    let _ = serde_json::to_writer(&mut count, value);
-    u32::try_from(count.0).unwrap_or(u32::MAX)
 }
 
 /// A missing version key (new deployment, or evicted by a `maxmemory` policy) is seeded with the
@@ -284,19 +226,23 @@ impl Cache {
                 memory.entries.insert(full, value.clone()).await;
                 Ok(value)
             }
-            Backend::Redis(redis, local) => match self.known(known, scope) {
-                Some(version) => self.redis_at(redis, local, scope, version, key, load).await,
-                None => self.redis_read(redis, local, scope, key, load).await,
-            },
+            Backend::Redis(redis, local) => {
+                self.redis_get(redis, local, scope, self.known(known, scope), key, load)
+                    .await
+            }
         }
     }
 
-    /// A Redis read that first reads the scope's version (one round trip for both).
-    async fn redis_read<T, F, Fut>(
+    /// A Redis read: under the version the request already knows (from this process's
+    /// entries when it holds one, else one `GET`), or with the scope's version read in the
+    /// same round trip. A miss loads, stores in Redis and keeps the value in process under
+    /// that version.
+    async fn redis_get<T, F, Fut>(
         &self,
         redis: &Redis,
         local: &Local,
         scope: &str,
+        known: Option<&str>,
         key: &str,
         load: F,
     ) -> AppResult<T>
@@ -305,19 +251,31 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
-        let version_key = redis.key(&format!("cache:{scope}:version"));
-        let prefix = redis.key(&format!("cache:{scope}:"));
-        let suffix = format!(":{key}");
+        if let Some(version) = known
+            && let Some(value) = local.get::<T>(&format!("{scope}:{version}:{key}")).await
+        {
+            crate::monitoring::cache_lookup(true);
+            return Ok(value);
+        }
         // Redis down or slow: the cache is bypassed (the breaker makes that instant).
         let found = redis
             .bounded(async {
                 let mut conn = redis.conn().await?;
-                GET.key(&version_key)
-                    .arg(&prefix)
-                    .arg(&suffix)
-                    .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
-                    .await
-                    .map_err(unavailable)
+                match known {
+                    Some(version) => redis::cmd("GET")
+                        .arg(redis.key(&format!("cache:{scope}:{version}:{key}")))
+                        .query_async::<Option<Vec<u8>>>(&mut *conn)
+                        .await
+                        .map(|cached| (version.to_owned(), cached)),
+                    None => {
+                        GET.key(redis.key(&format!("cache:{scope}:version")))
+                            .arg(redis.key(&format!("cache:{scope}:")))
+                            .arg(format!(":{key}"))
+                            .invoke_async::<(String, Option<Vec<u8>>)>(&mut *conn)
+                            .await
+                    }
+                }
+                .map_err(unavailable)
             })
             .await
             .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
@@ -326,69 +284,6 @@ impl Cache {
             crate::monitoring::cache_lookup(false);
             return load().await;
         };
-        self.settle(redis, local, scope, &version, key, cached, load)
-            .await
-    }
-
-    /// A Redis read under a version the request already knows: from this process's entries
-    /// when it holds one, else one `GET`.
-    async fn redis_at<T, F, Fut>(
-        &self,
-        redis: &Redis,
-        local: &Local,
-        scope: &str,
-        version: &str,
-        key: &str,
-        load: F,
-    ) -> AppResult<T>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = AppResult<T>>,
-    {
-        if let Some(value) = local.get::<T>(&format!("{scope}:{version}:{key}")).await {
-            crate::monitoring::cache_lookup(true);
-            return Ok(value);
-        }
-        let full = redis.key(&format!("cache:{scope}:{version}:{key}"));
-        let found = redis
-            .bounded(async {
-                let mut conn = redis.conn().await?;
-                redis::cmd("GET")
-                    .arg(&full)
-                    .query_async::<Option<Vec<u8>>>(&mut *conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await
-            .map_err(|e| tracing::debug!(error = %e, "cache read failed"))
-            .ok();
-        let Some(cached) = found else {
-            crate::monitoring::cache_lookup(false);
-            return load().await;
-        };
-        self.settle(redis, local, scope, version, key, cached, load)
-            .await
-    }
-
-    /// Serves what Redis held under `version` (`cached`), or loads, stores in Redis and keeps
-    /// in process under that version.
-    #[allow(clippy::too_many_arguments)]
-    async fn settle<T, F, Fut>(
-        &self,
-        redis: &Redis,
-        local: &Local,
-        scope: &str,
-        version: &str,
-        key: &str,
-        cached: Option<Vec<u8>>,
-        load: F,
-    ) -> AppResult<T>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = AppResult<T>>,
-    {
         let local_key = format!("{scope}:{version}:{key}");
         if let Some(value) = cached.and_then(|b| serde_json::from_slice::<T>(&b).ok()) {
             crate::monitoring::cache_lookup(true);
@@ -566,17 +461,17 @@ mod tests {
         let Backend::Memory(memory) = &cache.backend else {
             panic!("a memory cache");
         };
-        memory.entries.0.run_pending_tasks().await;
+        memory.entries.settle().await;
         // 100 values of ~10 kB each: about 10 fit in 100 kB.
         assert!(
-            memory.entries.0.weighted_size() <= 100_000,
+            memory.entries.weighted_size() <= 100_000,
             "{} bytes",
-            memory.entries.0.weighted_size()
+            memory.entries.weighted_size()
         );
         assert!(
-            memory.entries.0.entry_count() <= 10,
+            memory.entries.entry_count() <= 10,
             "{} entries",
-            memory.entries.0.entry_count()
+            memory.entries.entry_count()
         );
     }
 }

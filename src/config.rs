@@ -196,9 +196,11 @@ pub struct Settings {
     #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 4)]
     pub hash_concurrency: usize,
 
-    /// Maximum database connections of this process.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
-    pub database_max_connections: u32,
+    /// Maximum database connections of this process (default: 16 on PostgreSQL; on SQLite
+    /// twice the cores, 4 to 16: reads run on the connections' own threads, and more of them
+    /// than cores only adds their memory).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
 
     /// Milliseconds a SQLite statement waits for another writer before the request answers
     /// 503 (retry later).
@@ -413,6 +415,18 @@ impl Settings {
     /// Whether `serve` runs transcode workers in process.
     pub fn runs_worker(&self) -> bool {
         self.worker || self.redis_url.is_none()
+    }
+
+    /// The pool size: [`Self::database_max_connections`] or its default for the database.
+    pub fn database_connections(&self) -> u32 {
+        self.database_max_connections.unwrap_or_else(|| {
+            if self.is_postgres() {
+                16
+            } else {
+                let cores = std::thread::available_parallelism().map_or(2, usize::from);
+                u32::try_from(cores.saturating_mul(2)).map_or(16, |n| n.clamp(4, 16))
+            }
+        })
     }
 
     /// Whether this process uses PostgreSQL (else SQLite).

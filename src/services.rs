@@ -47,7 +47,7 @@ impl Services {
         let store = Store::connect(
             settings.database_kind()?,
             &settings.database_url,
-            settings.database_max_connections,
+            settings.database_connections(),
             std::time::Duration::from_millis(settings.database_busy_timeout_ms),
         )
         .await?;

@@ -490,3 +490,27 @@ async fn an_app_told_to_stop_stops_and_frees_its_port() {
     let refused = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await;
     assert!(refused.is_err(), "the port still accepts connections");
 }
+
+#[test]
+fn the_database_pool_size_defaults_per_database_and_can_be_set() {
+    use videoflix::config::Settings;
+    let settings = |url: &str, extra: &[&str]| {
+        let mut args = vec!["videoflix", "--dev", "--database-url", url];
+        args.extend_from_slice(extra);
+        Settings::from_args(args).expect("settings")
+    };
+    assert_eq!(
+        settings("postgres://u@h/db", &[]).database_connections(),
+        16
+    );
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let sqlite = settings("sqlite://x.db", &[]).database_connections();
+    assert_eq!(
+        usize::try_from(sqlite).expect("u32"),
+        (cores * 2).clamp(4, 16)
+    );
+    assert_eq!(
+        settings("sqlite://x.db", &["--database-max-connections", "9"]).database_connections(),
+        9
+    );
+}

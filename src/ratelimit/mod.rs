@@ -151,25 +151,6 @@ impl RateLimiter {
         )
     }
 
-    /// Charges `limits` in this process (the fallback while Redis is away), as [`Self::check`]
-    /// would with Redis down.
-    pub fn check_local(&self, limits: &[Limit]) -> AppResult<()> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let memory = match &self.backend {
-            Backend::Memory(memory) | Backend::Redis(_, memory) => memory,
-        };
-        for limit in limits {
-            let (interval, period) = cells(limit.rate);
-            let wait = memory.check(&limit.key, interval, period, Mode::Consume);
-            if wait > 0 {
-                return Err(Self::refused(wait));
-            }
-        }
-        Ok(())
-    }
-
     /// The answer to a request that must wait `wait_ms`.
     pub fn refused(wait_ms: u64) -> AppError {
         crate::monitoring::rate_limited();

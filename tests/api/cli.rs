@@ -96,29 +96,7 @@ fn help_never_prints_the_credentials_in_the_environment() {
 #[tokio::test]
 async fn createsuperuser_makes_an_admin_who_can_log_in() {
     let app = spawn_app(Backend::Embedded).await;
-    let mut child = videoflix()
-        .args([
-            "createsuperuser",
-            "--email",
-            "Admin@Example.com",
-            "--password-stdin",
-            "--database-url",
-            &app.settings.database_url,
-            "--jwt-secret",
-            "test-secret-0123456789-abcdefghijklmnop",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"Admin-Pass-2026\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = createsuperuser(&app, "Admin@Example.com", "Admin-Pass-2026");
     assert!(
         output.status.success(),
         "{}",
@@ -143,12 +121,47 @@ async fn createsuperuser_makes_an_admin_who_can_log_in() {
         .into_inner();
     assert!(me.user.expect("user").is_superuser);
 
+    // An existing account that is not active (never activated, or deactivated) is promoted,
+    // activated and gets the password.
+    app.post(
+        "/register/",
+        json!({"email": "later@example.com", "password": "Later-Pass-2026",
+               "confirm_password": "Later-Pass-2026"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/login/",
+        json!({"email": "later@example.com", "password": "Later-Pass-2026"}),
+    )
+    .await
+    .expect_error(400, "account");
+    let output = createsuperuser(&app, "later@example.com", "Later-Admin-2026");
+    assert!(output.status.success());
+    app.post(
+        "/login/",
+        json!({"email": "later@example.com", "password": "Later-Admin-2026"}),
+    )
+    .await
+    .expect(200);
+
     // A weak password is refused with the validator's reason.
+    let output = createsuperuser(&app, "admin2@example.com", "password");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("too common"));
+}
+
+/// Runs `createsuperuser` for `app`'s database with `password` on standard input.
+fn createsuperuser(
+    app: &crate::helpers::TestApp,
+    email: &str,
+    password: &str,
+) -> std::process::Output {
     let mut child = videoflix()
         .args([
             "createsuperuser",
             "--email",
-            "admin2@example.com",
+            email,
             "--password-stdin",
             "--database-url",
             &app.settings.database_url,
@@ -156,6 +169,7 @@ async fn createsuperuser_makes_an_admin_who_can_log_in() {
             "test-secret-0123456789-abcdefghijklmnop",
         ])
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -163,11 +177,9 @@ async fn createsuperuser_makes_an_admin_who_can_log_in() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"password\n")
+        .write_all(format!("{password}\n").as_bytes())
         .expect("write");
-    let output = child.wait_with_output().expect("wait");
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("too common"));
+    child.wait_with_output().expect("wait")
 }
 
 #[tokio::test]

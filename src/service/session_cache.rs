@@ -56,6 +56,10 @@ struct Stamped {
 /// on the same database without going through this service).
 const TTL: Duration = Duration::from_secs(60);
 
+/// The same with stamps in Redis: shorter, as it also bounds how long a revocation whose stamp
+/// could not be written (Redis unreachable from the revoking process only) goes unnoticed.
+const SHARED_TTL: Duration = Duration::from_secs(10);
+
 /// How long an unused stamp stays in Redis (a stamp that expired is seeded anew, which only
 /// makes the next call read the database).
 pub(crate) const STAMP_TTL_SECS: u64 = 2 * 24 * 3600;
@@ -209,8 +213,8 @@ async fn bump(redis: &Redis, key: &str) {
             Err(e) => last_error = e.to_string(),
         }
     }
-    // Other processes see the revocation when their entries expire (TTL) or when they next
-    // fail to reach Redis; say so loudly.
+    // Other processes see the revocation when their entries expire (SHARED_TTL) or when they
+    // next fail to reach Redis; say so loudly.
     tracing::error!(error = %last_error, key, "session revocation could not be published");
 }
 
@@ -219,7 +223,7 @@ impl Inner {
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(TTL)
+                .time_to_live(if shared.is_some() { SHARED_TTL } else { TTL })
                 .support_invalidation_closures()
                 .build(),
             generation: AtomicU64::new(0),

@@ -188,19 +188,10 @@ impl Cache {
         }
     }
 
-    /// The value cached under `key` in `scope`, or `load()`'s result, which is then cached.
-    pub async fn get_or_load<T, F, Fut>(&self, scope: &str, key: &str, load: F) -> AppResult<T>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = AppResult<T>>,
-    {
-        self.get_or_load_at(None, scope, key, load).await
-    }
-
-    /// [`Self::get_or_load`] for a request that already read its scopes' versions (`known`):
-    /// an entry this process holds under the known version costs no round trip at all.
-    pub async fn get_or_load_at<T, F, Fut>(
+    /// The value cached under `key` in `scope`, or `load()`'s result, which is then cached. A
+    /// request that already read its scopes' versions (`known`, with its session check) reads
+    /// an entry this process holds under them without any round trip.
+    pub async fn get_or_load<T, F, Fut>(
         &self,
         known: Option<&Versions>,
         scope: &str,
@@ -427,23 +418,23 @@ mod tests {
     async fn memory_cache_serves_until_its_scope_is_invalidated() {
         let cache = Cache::memory(Duration::from_secs(60), 1 << 20);
         let first: u32 = cache
-            .get_or_load("s", "k", || async { Ok(1) })
+            .get_or_load(None, "s", "k", || async { Ok(1) })
             .await
             .expect("load");
         let cached: u32 = cache
-            .get_or_load("s", "k", || async { Ok(2) })
+            .get_or_load(None, "s", "k", || async { Ok(2) })
             .await
             .expect("hit");
         assert_eq!((first, cached), (1, 1));
         cache.invalidate("other").await;
         let still: u32 = cache
-            .get_or_load("s", "k", || async { Ok(3) })
+            .get_or_load(None, "s", "k", || async { Ok(3) })
             .await
             .expect("hit");
         assert_eq!(still, 1);
         cache.invalidate("s").await;
         let fresh: u32 = cache
-            .get_or_load("s", "k", || async { Ok(4) })
+            .get_or_load(None, "s", "k", || async { Ok(4) })
             .await
             .expect("miss");
         assert_eq!(fresh, 4);
@@ -454,7 +445,9 @@ mod tests {
         let cache = Cache::memory(Duration::from_secs(60), 100_000);
         for i in 0..100 {
             let _: String = cache
-                .get_or_load("s", &i.to_string(), || async { Ok("x".repeat(10_000)) })
+                .get_or_load(None, "s", &i.to_string(), || async {
+                    Ok("x".repeat(10_000))
+                })
                 .await
                 .expect("load");
         }

@@ -244,7 +244,7 @@ impl Catalog {
         } else {
             let page = self
                 .cache
-                .get_or_load_at(
+                .get_or_load(
                     caller.versions.as_ref(),
                     CATALOG,
                     &cache_key(&query),
@@ -288,7 +288,7 @@ impl Catalog {
     pub async fn get(&self, caller: &Caller, id: VideoId) -> AppResult<VideoView> {
         let record = self
             .cache
-            .get_or_load_at(
+            .get_or_load(
                 caller.versions.as_ref(),
                 CATALOG,
                 &format!("video:{id}"),
@@ -308,7 +308,7 @@ impl Catalog {
         let key = format!("recent:{}", exclude.map_or(0, VideoId::get));
         let records = self
             .cache
-            .get_or_load_at(caller.versions.as_ref(), CATALOG, &key, || async {
+            .get_or_load(caller.versions.as_ref(), CATALOG, &key, || async {
                 Ok(shared(
                     self.store.recent_videos(exclude, RECENT_COUNT).await?,
                 ))
@@ -321,7 +321,7 @@ impl Catalog {
     pub async fn categorized(&self, caller: &Caller) -> AppResult<Vec<(Genre, Vec<VideoView>)>> {
         let records = self
             .cache
-            .get_or_load_at(caller.versions.as_ref(), CATALOG, "categorized", || async {
+            .get_or_load(caller.versions.as_ref(), CATALOG, "categorized", || async {
                 Ok(shared(self.store.videos_with_genre().await?))
             })
             .await?;
@@ -489,7 +489,7 @@ impl Catalog {
     async fn state(&self, caller: &Caller) -> AppResult<UserState> {
         let user = caller.user.user_id();
         self.cache
-            .get_or_load_at(
+            .get_or_load(
                 caller.versions.as_ref(),
                 &user_scope(user),
                 "state",
